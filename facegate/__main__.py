@@ -1,0 +1,5 @@
+"""Allow ``python -m facegate``."""
+
+from facegate.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,65 @@
+"""The ``facegate`` command: parses arguments, loads the config once and dispatches.
+
+Each command group lives in its own module under ``facegate.cli`` with a
+``register(subparsers)`` function that adds its parsers and sets ``handler`` to a function
+``(args, config) -> int``. Command modules import nothing heavy at module level, so
+``facegate --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from facegate import __version__
+from facegate.config import load_config
+from facegate.errors import FacegateError
+from facegate.logs import setup_logging
+
+logger = logging.getLogger(__name__)
+
+# One line per command module; each registers its own sub-commands.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every registered command."""
+    parser = argparse.ArgumentParser(
+        prog="facegate", description="Face-verification access control for doors."
+    )
+    parser.add_argument("--version", action="version", version=f"facegate {__version__}")
+    parser.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="override the configured log level",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit status (0 ok, 1 error, 2 usage)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        config = load_config(args.config)
+        setup_logging(args.log_level or config.logging.level)
+        return int(handler(args, config) or 0)
+    except FacegateError as err:
+        print(f"facegate: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("facegate: interrupted", file=sys.stderr)
+        return 130

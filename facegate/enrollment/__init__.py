@@ -1,0 +1,1 @@
+"""Enrolling people: from images or a camera to a stored, embedded gallery."""

@@ -1,0 +1,1 @@
+"""The shared face pipeline: decode, detect, align, quality-gate."""

@@ -1,0 +1,1 @@
+"""Siamese verification models: architectures, the model directory format, embedders."""

@@ -1,0 +1,118 @@
+"""The JSON manifest that sits beside every model's weights (no TensorFlow here).
+
+A model directory holds ``manifest.json`` and the weights file it names. The manifest says how
+to feed the model (crop size, landmark template, pixel preprocessing), how to read its scores
+(thresholds), where it came from (training data, exclusions, source licence) and how good it is
+(evaluation metrics), plus the sha256 of the weights that loading checks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from facegate.errors import ModelError
+from facegate.face.types import AlignSpec
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Pixel transform applied to uint8 RGB crops: ``x * scale + offset[channel]`` (float32)."""
+
+    scale: float = 1.0 / 255.0
+    offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The seed's two thresholds.
+
+    ``detection``: a single comparison matches when the Siamese score (probability in [0, 1],
+    higher is more similar) is at least this. ``verification``: a user is verified when the
+    share of their gallery images that match is at least this.
+    """
+
+    detection: float = 0.5
+    verification: float = 0.5
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything facegate needs to know about a model besides its weights."""
+
+    name: str
+    arch: str
+    input_size: int
+    embedding_dim: int
+    template: tuple[tuple[float, float], ...]
+    weights_file: str
+    sha256: str
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    # Free-form provenance: datasets, excluded identities rule and checksum, epochs, licence.
+    training: dict[str, Any] = field(default_factory=dict)
+    # Evaluation results keyed by benchmark name, e.g. "lfw_devtest": {"accuracy": ...}.
+    metrics: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def align_spec(self) -> AlignSpec:
+        """The crop the face pipeline must produce for this model."""
+        return AlignSpec(size=self.input_size, template=self.template)
+
+    def to_json(self) -> str:
+        """Serialise to pretty JSON."""
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        """Build from parsed JSON; raise ModelError on missing or malformed fields."""
+        try:
+            version = int(data.get("format_version", FORMAT_VERSION))
+            if version > FORMAT_VERSION:
+                raise ModelError(
+                    f"manifest format {version} is newer than this facegate ({FORMAT_VERSION})"
+                )
+            pre = data.get("preprocessing", {})
+            thr = data.get("thresholds", {})
+            return cls(
+                name=str(data["name"]),
+                arch=str(data["arch"]),
+                input_size=int(data["input_size"]),
+                embedding_dim=int(data["embedding_dim"]),
+                template=tuple((float(x), float(y)) for x, y in data["template"]),
+                weights_file=str(data["weights_file"]),
+                sha256=str(data["sha256"]),
+                preprocessing=Preprocessing(
+                    scale=float(pre.get("scale", 1.0 / 255.0)),
+                    offset=tuple(float(v) for v in pre.get("offset", (0.0, 0.0, 0.0))),
+                ),
+                thresholds=Thresholds(
+                    detection=float(thr.get("detection", 0.5)),
+                    verification=float(thr.get("verification", 0.5)),
+                ),
+                training=dict(data.get("training", {})),
+                metrics=dict(data.get("metrics", {})),
+                format_version=version,
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelError(f"malformed model manifest: {err!r}") from err
+
+    @classmethod
+    def read(cls, model_dir: Path) -> Manifest:
+        """Read ``manifest.json`` from a model directory."""
+        path = Path(model_dir) / MANIFEST_NAME
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as err:
+            raise ModelError(f"{model_dir}: not a model directory (no {MANIFEST_NAME})") from err
+        except (OSError, ValueError) as err:
+            raise ModelError(f"{path}: unreadable manifest: {err}") from err
+        if not isinstance(data, dict):
+            raise ModelError(f"{path}: manifest is not a JSON object")
+        return cls.from_dict(data)

@@ -1,0 +1,1 @@
+"""The enrollment registry: SQLAlchemy models, migrations, and the repository API."""

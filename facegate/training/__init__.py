@@ -1,0 +1,1 @@
+"""Datasets, training, evaluation and weight conversion (the only place that trains)."""
