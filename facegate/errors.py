@@ -1,4 +1,4 @@
-"""The facegate error hierarchy: each expected failure is a FacegateError with a one-line message."""
+"""The facegate error hierarchy: each expected failure is a FacegateError (one-line message)."""
 
 
 class FacegateError(Exception):

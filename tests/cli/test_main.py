@@ -1,6 +1,5 @@
 """The CLI shell: help, usage errors, and a config error as one line with exit 1."""
 
-
 import pytest
 
 from facegate.cli.main import main
