@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from facegate.errors import ConfigError
 
@@ -90,6 +90,136 @@ class EnrollmentConfig(StrictModel):
     lookalike_score: float = Field(default=0.5, gt=0, lt=1)
 
 
+class MqttConfig(StrictModel):
+    """The broker connection and topic layout."""
+
+    host: str = "localhost"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str = ""
+    # Prefer password_env or the systemd credential ``mqtt_password`` over a password here.
+    password: SecretStr = SecretStr("")
+    password_env: str = ""
+    client_id: str = ""
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    tls_insecure: bool = False
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    base_topic: str = Field(default="facegate", pattern=r"^[^#+\s]+$")
+    discovery_prefix: str = Field(default="homeassistant", pattern=r"^[^#+\s]+$")
+    discovery: bool = True
+    # Payloads above this size are dropped unread (a snapshot JPEG is well under 2 MB).
+    max_payload_bytes: int = Field(default=4_000_000, gt=0)
+    reconnect_min_s: float = Field(default=1.0, gt=0)
+    reconnect_max_s: float = Field(default=60.0, gt=0)
+
+
+class SourceConfig(StrictModel):
+    """Where frames come from: a camera index, a video URL or file, or a folder of images."""
+
+    kind: Literal["camera", "url", "folder"] = "camera"
+    camera: int = Field(default=0, ge=0)
+    url: str = ""
+    folder: Path | None = None
+    # A folder source loops over its images, for replay and tests.
+    loop: bool = True
+    fps: float = Field(default=10.0, gt=0, le=120)
+    width: int = Field(default=640, gt=0)
+    height: int = Field(default=480, gt=0)
+    # A read that takes longer than this is abandoned and the source reopened.
+    read_timeout_s: float = Field(default=5.0, gt=0)
+    reopen_min_s: float = Field(default=1.0, gt=0)
+    reopen_max_s: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _source_named(self) -> SourceConfig:
+        if self.kind == "url" and not self.url:
+            raise ValueError("kind = 'url' needs url")
+        if self.kind == "folder" and self.folder is None:
+            raise ValueError("kind = 'folder' needs folder")
+        return self
+
+
+class MotionConfig(StrictModel):
+    """The cheap motion gate that decides when to look for faces."""
+
+    enabled: bool = True
+    # Frames are downscaled to this width before differencing.
+    width: int = Field(default=160, ge=32)
+    # Per-pixel grey-level change that counts as motion.
+    pixel_threshold: int = Field(default=25, ge=1, le=255)
+    # Share of the downscaled frame that must change.
+    min_area: float = Field(default=0.01, gt=0, le=1)
+    # Background running-average weight per frame.
+    alpha: float = Field(default=0.05, gt=0, le=1)
+    cooldown_s: float = Field(default=3.0, ge=0)
+
+
+class DecisionConfig(StrictModel):
+    """How a burst of frames becomes a decision."""
+
+    burst_frames: int = Field(default=5, ge=1, le=50)
+    burst_seconds: float = Field(default=3.0, gt=0)
+    # Frames that must verify the same user before a grant (capped at the burst's frames).
+    agreement: int = Field(default=2, ge=1)
+    # Score units: the best user must beat the threshold and the runner-up by this much.
+    margin: float = Field(default=0.02, ge=0, lt=1)
+    # Seconds during which a granted user does not re-open the door.
+    grant_cooldown_s: float = Field(default=10.0, ge=0)
+    trigger_queue: int = Field(default=8, ge=1, le=1000)
+    # Reject bursts whose frames are identical or whose landmarks never move (photo replay).
+    liveness: bool = True
+    # IANA time zone for schedules; empty means the system's local time.
+    timezone: str = ""
+
+
+class LockoutConfig(StrictModel):
+    """N denied attempts within M minutes suspend verification for L minutes."""
+
+    enabled: bool = True
+    max_failures: int = Field(default=5, ge=1)
+    window_minutes: float = Field(default=2.0, gt=0)
+    duration_minutes: float = Field(default=5.0, gt=0)
+
+
+class ActuatorConfig(StrictModel):
+    """What opens the door: an MQTT command, a program (relay), or nothing."""
+
+    kind: Literal["none", "mqtt", "command"] = "none"
+    # mqtt: published (never retained) to this topic.
+    topic: str = ""
+    payload: str = "UNLOCK"
+    # command: argv run for each opening, e.g. ["gpioset", "gpiochip0", "17=1"].
+    command: list[str] = Field(default_factory=list)
+    pulse_s: float = Field(default=3.0, ge=0, le=60)
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _target_named(self) -> ActuatorConfig:
+        if self.kind == "mqtt" and not self.topic:
+            raise ValueError("kind = 'mqtt' needs topic")
+        if self.kind == "command" and not self.command:
+            raise ValueError("kind = 'command' needs command")
+        return self
+
+
+class CaptureConfig(StrictModel):
+    """Keeping the frames decisions were made on (biometric data: off unless enabled)."""
+
+    enabled: bool = False
+    # Publish the last capture on the image topic (never retained) and enable the HA entity.
+    publish: bool = False
+    retention_days: float = Field(default=7.0, gt=0)
+    access_log_retention_days: float = Field(default=365.0, gt=0)
+
+
+class HeartbeatConfig(StrictModel):
+    """The periodic state message with counters."""
+
+    interval_s: float = Field(default=60.0, ge=1)
+
+
 class LoggingConfig(StrictModel):
     """Log verbosity."""
 
@@ -105,6 +235,14 @@ class FacegateConfig(StrictModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     enrollment: EnrollmentConfig = Field(default_factory=EnrollmentConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    motion: MotionConfig = Field(default_factory=MotionConfig)
+    decision: DecisionConfig = Field(default_factory=DecisionConfig)
+    lockout: LockoutConfig = Field(default_factory=LockoutConfig)
+    actuator: ActuatorConfig = Field(default_factory=ActuatorConfig)
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
+    heartbeat: HeartbeatConfig = Field(default_factory=HeartbeatConfig)
 
 
 def _format_error(err: ValidationError, source: str) -> str:
