@@ -1,0 +1,259 @@
+"""A model directory on disk: ``model.keras`` (the whole Siamese model) and ``manifest.json``.
+
+Saving writes both into a temporary sibling directory and renames it into place, so a reader
+never sees half a model. Loading checks the weights file's sha256 against the manifest before
+Keras reads a byte of it, then deserialises with ``safe_mode=True`` (no code from the file).
+
+``weights_dtype="float16"`` stores every float32 weight as float16 inside the ``.keras`` file
+(half the size); Keras casts them back to the float32 variables on load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from facegate.errors import ModelError
+from facegate.model.embedder import Embedder
+from facegate.model.manifest import MANIFEST_NAME, Manifest, Preprocessing, Thresholds
+from facegate.model.scoring import SiameseHead
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_NAME = "model.keras"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
+Template = tuple[tuple[float, float], ...]
+
+# Members of a Keras 3 ``.keras`` zip (keras/src/saving/saving_lib.py).
+_CONFIG_MEMBER = "config.json"
+_WEIGHTS_MEMBER = "model.weights.h5"
+_HASH_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class LoadedModel:
+    """A verified, deserialised model directory, ready to embed and score."""
+
+    manifest: Manifest
+    path: Path
+    siamese: Any
+    head: SiameseHead
+    embedder: Embedder
+
+    @property
+    def input_size(self) -> int:
+        """Side S of the aligned crops the model takes, in pixels."""
+        return self.manifest.input_size
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 RGB aligned crops -> (N, D) float32 embeddings."""
+        return self.embedder.embed(crops)
+
+    def score(self, a_crop: np.ndarray, b_crop: np.ndarray) -> float:
+        """Siamese score of two (S, S, 3) uint8 crops: probability in [0, 1], higher = same."""
+        emb = self.embed(np.stack([np.asarray(a_crop), np.asarray(b_crop)]))
+        return float(self.head.pair_scores(emb[0:1], emb[1:2])[0])
+
+
+def _strip_and_cast(keras_file: Path, out: Path, weights_dtype: str) -> None:
+    """Copy a ``.keras`` zip without optimizer state, casting float32 weights if asked."""
+    import h5py
+
+    with zipfile.ZipFile(keras_file) as zin:
+        config = json.loads(zin.read(_CONFIG_MEMBER))
+        # A model directory is for inference and fine-tuning from scratch optimizers: Adam's
+        # two moment slots would triple the file for nothing.
+        config.pop("compile_config", None)
+        src = h5py.File(io.BytesIO(zin.read(_WEIGHTS_MEMBER)), "r")
+        buf = io.BytesIO()
+        with h5py.File(buf, "w") as dst:
+            for key, value in src.attrs.items():
+                dst.attrs[key] = value
+
+            def copy(name: str, obj: Any) -> None:
+                if name == "optimizer" or name.startswith("optimizer/"):
+                    return
+                if isinstance(obj, h5py.Dataset):
+                    data = obj[()]
+                    if weights_dtype == "float16" and data.dtype == np.float32:
+                        data = data.astype(np.float16)
+                    target = dst.create_dataset(name, data=data)
+                else:
+                    target = dst.require_group(name)
+                for key, value in obj.attrs.items():
+                    target.attrs[key] = value
+
+            src.visititems(copy)
+        src.close()
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zout:
+            for member in zin.namelist():
+                if member == _CONFIG_MEMBER:
+                    zout.writestr(member, json.dumps(config))
+                elif member == _WEIGHTS_MEMBER:
+                    zout.writestr(member, buf.getvalue())
+                else:
+                    zout.writestr(member, zin.read(member))
+
+
+def save_model_dir(
+    siamese: Any,
+    out_dir: Path,
+    *,
+    name: str,
+    arch: str,
+    template: Template | None = None,
+    preprocessing: Preprocessing | None = None,
+    thresholds: Thresholds | None = None,
+    training: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    weights_dtype: Literal["float32", "float16"] = "float32",
+) -> Manifest:
+    """Write ``siamese`` and its manifest to ``out_dir`` atomically; return the manifest.
+
+    ``template`` and ``preprocessing`` default to the architecture's (``ARCHITECTURES``);
+    an existing ``out_dir`` is replaced as a whole.
+    """
+    from facegate.model.architectures import get_architecture
+    from facegate.model.siamese import CLASSIFIER_LAYER, embedding_tower
+
+    if weights_dtype not in ("float32", "float16"):
+        raise ModelError(f"weights_dtype must be float32 or float16, not {weights_dtype!r}")
+    out_dir = Path(out_dir)
+    tower = embedding_tower(siamese)
+    siamese.get_layer(CLASSIFIER_LAYER)  # fails early (ValueError) on a non-Siamese model
+    input_size = int(tower.input_shape[1])
+    spec = get_architecture(arch)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        raw = tmp / "raw.keras"
+        siamese.save(raw)
+        weights = tmp / WEIGHTS_NAME
+        _strip_and_cast(raw, weights, weights_dtype)
+        raw.unlink()
+        manifest = Manifest(
+            name=name,
+            arch=arch,
+            input_size=input_size,
+            embedding_dim=int(tower.output_shape[-1]),
+            template=tuple(template or spec.default_template(input_size)),
+            weights_file=WEIGHTS_NAME,
+            sha256=sha256_file(weights),
+            preprocessing=preprocessing or spec.preprocessing,
+            thresholds=thresholds or Thresholds(),
+            training={**(training or {}), "weights_dtype": weights_dtype},
+            metrics=dict(metrics or {}),
+        )
+        (tmp / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
+        os.chmod(tmp, 0o755)
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("saved model %s (%s) to %s", name, arch, out_dir)
+    return manifest
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Rename ``new`` to ``target``; an existing ``target`` is moved aside, then removed."""
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+        os.rename(target, old / target.name)
+    os.rename(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def resolve_model_dir(path: Path | None) -> Path:
+    """``path``, or the packaged default model; a ModelError when that is not installed."""
+    if path is not None:
+        return Path(path)
+    if not (DEFAULT_MODEL_DIR / MANIFEST_NAME).is_file():
+        raise ModelError(
+            f"no default model is installed ({DEFAULT_MODEL_DIR} has no {MANIFEST_NAME}); "
+            "pass --model DIR or set model.path in the config"
+        )
+    return DEFAULT_MODEL_DIR
+
+
+def verify_weights(model_dir: Path, manifest: Manifest) -> Path:
+    """Check the weights file named by the manifest against its sha256; return its path."""
+    if Path(manifest.weights_file).name != manifest.weights_file:
+        raise ModelError(f"{model_dir}: weights_file must be a plain file name")
+    weights = Path(model_dir) / manifest.weights_file
+    try:
+        digest = sha256_file(weights)
+    except OSError as err:
+        raise ModelError(f"{weights}: cannot read weights: {err.strerror or err}") from err
+    if digest != manifest.sha256.lower():
+        raise ModelError(
+            f"{weights}: sha256 {digest[:16]}... does not match the manifest's "
+            f"{manifest.sha256[:16]}...: the file is corrupt or was modified; refusing to load it"
+        )
+    return weights
+
+
+def load_model_dir(path: Path | None = None, runtime: str = "tensorflow") -> LoadedModel:
+    """Verify and load a model directory (None: the packaged default) for ``runtime``."""
+    model_dir = resolve_model_dir(path)
+    manifest = Manifest.read(model_dir)
+    weights = verify_weights(model_dir, manifest)
+    if runtime != "tensorflow":
+        raise ModelError(f"runtime {runtime!r} is not available yet (use tensorflow)")
+    from facegate.model import layers  # noqa: F401  (registers L1Dist and L2Normalize)
+    from facegate.model.embedder import TensorFlowEmbedder
+    from facegate.model.siamese import CLASSIFIER_LAYER, embedding_tower
+    from facegate.model.tf_runtime import import_keras
+
+    keras = import_keras()
+    try:
+        siamese = keras.saving.load_model(weights, compile=False, safe_mode=True)
+        tower = embedding_tower(siamese)
+        kernel, bias = siamese.get_layer(CLASSIFIER_LAYER).get_weights()
+    except Exception as err:
+        # Keras raises many types (ValueError, TypeError, OSError, KeyError) for a bad file.
+        raise ModelError(f"{weights}: cannot load the model: {_one_line(err)}") from err
+    if int(tower.input_shape[1]) != manifest.input_size:
+        raise ModelError(
+            f"{weights}: input size {tower.input_shape[1]} != manifest {manifest.input_size}"
+        )
+    if int(tower.output_shape[-1]) != manifest.embedding_dim:
+        raise ModelError(
+            f"{weights}: embedding dim {tower.output_shape[-1]} != manifest "
+            f"{manifest.embedding_dim}"
+        )
+    head = SiameseHead(kernel=np.asarray(kernel, np.float32).reshape(-1), bias=float(bias[0]))
+    logger.info("loaded model %s (%s) from %s", manifest.name, manifest.arch, model_dir)
+    return LoadedModel(
+        manifest=manifest,
+        path=Path(model_dir),
+        siamese=siamese,
+        head=head,
+        embedder=TensorFlowEmbedder(tower, manifest.preprocessing),
+    )
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text[:300] if text else type(err).__name__
