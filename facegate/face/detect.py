@@ -1,0 +1,229 @@
+"""Face detection with MediaPipe's BlazeFace models, run by the LiteRT interpreter.
+
+The models (``data/face_detection_{short,full}_range.tflite``, Apache-2.0, see
+``data/NOTICE.md``) ship in the package, so nothing is downloaded at run time. Anchors, box and
+keypoint decoding and the weighted non-maximum suppression follow MediaPipe's graphs
+(``mediapipe/modules/face_detection/face_detection.pbtxt`` and
+``face_detection_{short,full}_range.pbtxt`` in google/mediapipe v0.10: SsdAnchorsCalculator,
+TensorsToDetectionsCalculator, NonMaxSuppressionCalculator options copied into ``_MODELS``).
+
+The frame is letterboxed (aspect ratio kept, black padding) to the model's square input,
+scaled to [-1, 1]; detections are mapped back to frame pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from facegate.face.types import Detection
+
+logger = logging.getLogger(__name__)
+
+DetectorModel = Literal["short_range", "full_range"]
+
+# MediaPipe clips raw logits at 100; exp(-100) still fits a float32 sigmoid.
+_RAW_SCORE_CLIP = 100.0
+# NonMaxSuppressionCalculator: min_suppression_threshold 0.3, IoU, WEIGHTED.
+_NMS_IOU = 0.3
+_NUM_KEYPOINTS = 6
+
+
+@dataclass(frozen=True)
+class _ModelSpec:
+    """SsdAnchorsCalculator options of one BlazeFace model (fixed_anchor_size: true)."""
+
+    file: str
+    input_size: int
+    strides: tuple[int, ...]
+    # Anchors per cell and layer: aspect_ratios [1.0] plus one interpolated-scale anchor
+    # when interpolated_scale_aspect_ratio is 1.0 (short range) and none when 0.0 (full range).
+    anchors_per_layer: int
+
+
+_MODELS: dict[str, _ModelSpec] = {
+    # face_detection_short_range.pbtxt: num_layers 4, strides [8, 16, 16, 16], 896 anchors.
+    "short_range": _ModelSpec("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2),
+    # face_detection_full_range.pbtxt: num_layers 1, strides [4], 2304 anchors.
+    "full_range": _ModelSpec("face_detection_full_range.tflite", 192, (4,), 1),
+}
+
+# BlazeFace keypoints are [subject's right eye, left eye, nose tip, mouth centre, right ear
+# tragion, left ear tragion]: on an unmirrored frontal photo keypoint 0 lies on the image's
+# left. That is already Landmark order; the tests check it on LFW faces.
+_KEYPOINT_ORDER = np.arange(_NUM_KEYPOINTS)
+
+
+def ssd_anchors(input_size: int, strides: tuple[int, ...], anchors_per_layer: int) -> np.ndarray:
+    """SSD anchor centres (N, 2) float32 in [0, 1], MediaPipe's order (fixed anchor size 1)."""
+    centres: list[np.ndarray] = []
+    layer = 0
+    while layer < len(strides):
+        # Consecutive layers with the same stride share one feature map (MediaPipe's loop).
+        repeats = 0
+        while layer + repeats < len(strides) and strides[layer + repeats] == strides[layer]:
+            repeats += 1
+        cells = int(np.ceil(input_size / strides[layer]))
+        ys, xs = np.meshgrid(np.arange(cells), np.arange(cells), indexing="ij")
+        grid = np.stack([(xs + 0.5) / cells, (ys + 0.5) / cells], axis=-1).reshape(-1, 1, 2)
+        per_cell = anchors_per_layer * repeats
+        centres.append(np.repeat(grid, per_cell, axis=1).reshape(-1, 2))
+        layer += repeats
+    return np.concatenate(centres).astype(np.float32)
+
+
+def model_path(model: DetectorModel) -> str:
+    """Filesystem path of a packaged BlazeFace model."""
+    return str(resources.files("facegate.face") / "data" / _MODELS[model].file)
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one (4,) box against (N, 4) boxes, all (x0, y0, x1, y1)."""
+    x0 = np.maximum(box[0], boxes[:, 0])
+    y0 = np.maximum(box[1], boxes[:, 1])
+    x1 = np.minimum(box[2], boxes[:, 2])
+    y1 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    union = area + areas - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def weighted_nms(
+    boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou: float = _NMS_IOU
+) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """MediaPipe's weighted NMS: each cluster's score-weighted mean box/keypoints, top score.
+
+    ``boxes`` (N, 4), ``keypoints`` (N, K, 2), ``scores`` (N,); returns (box, keypoints, score)
+    tuples sorted by score, highest first.
+    """
+    order = np.argsort(-scores, kind="stable")
+    remaining = order
+    kept: list[tuple[np.ndarray, np.ndarray, float]] = []
+    while remaining.size:
+        top = remaining[0]
+        overlap = _iou(boxes[top], boxes[remaining])
+        members = remaining[overlap > iou]
+        if members.size == 0:  # degenerate (zero-area) box: keep it alone
+            members = remaining[:1]
+        weights = scores[members] / scores[members].sum()
+        box = (boxes[members] * weights[:, None]).sum(axis=0)
+        points = (keypoints[members] * weights[:, None, None]).sum(axis=0)
+        kept.append((box, points, float(scores[top])))
+        remaining = remaining[~np.isin(remaining, members)]
+    return kept
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """Accept (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA uint8; return (H, W, 3) uint8 RGB."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {image.dtype}")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    if image.ndim == 3 and image.shape[2] == 4:
+        return np.ascontiguousarray(image[:, :, :3])
+    raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
+
+
+class FaceDetector:
+    """BlazeFace detector: ``detect(rgb)`` on a frame of any size -> Detections, best first.
+
+    ``min_score`` is the face probability in [0, 1] a detection needs (MediaPipe uses 0.5 for
+    short range and 0.6 for full range). One interpreter per detector, created here; calls are
+    serialised by a lock, so one instance may be shared between threads.
+    """
+
+    def __init__(
+        self,
+        model: DetectorModel = "full_range",
+        min_score: float = 0.6,
+        num_threads: int = 2,
+    ) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        if model not in _MODELS:
+            raise ValueError(f"unknown detector model {model!r}")
+        spec = _MODELS[model]
+        self.model = model
+        self.min_score = float(min_score)
+        self.input_size = spec.input_size
+        self._anchors = ssd_anchors(spec.input_size, spec.strides, spec.anchors_per_layer)
+        self._interpreter = Interpreter(model_path=model_path(model), num_threads=num_threads)
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        outputs = self._interpreter.get_output_details()
+        # The two outputs are told apart by shape: (1, N, 16) regressors, (1, N, 1) scores.
+        self._regressors = next(o["index"] for o in outputs if o["shape"][-1] == 16)
+        self._scores = next(o["index"] for o in outputs if o["shape"][-1] == 1)
+        self._lock = threading.Lock()
+        logger.debug("BlazeFace %s loaded (%d anchors)", model, len(self._anchors))
+
+    def _letterbox(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Input tensor (1, S, S, 3) in [-1, 1], the (x, y) scale and (x, y) padding in pixels."""
+        size = self.input_size
+        height, width = rgb.shape[:2]
+        scale = min(size / width, size / height)
+        new_w = min(size, max(1, round(width * scale)))
+        new_h = min(size, max(1, round(height * scale)))
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        resized = cv2.resize(rgb, (new_w, new_h), interpolation=interpolation)
+        pad_x = (size - new_w) // 2
+        pad_y = (size - new_h) // 2
+        canvas = np.zeros((size, size, 3), dtype=np.uint8)
+        canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
+        tensor = canvas.astype(np.float32) * (2.0 / 255.0) - 1.0
+        scale_xy = np.array([new_w / width, new_h / height], dtype=np.float32)
+        return tensor[None], scale_xy, np.array([pad_x, pad_y], dtype=np.float32)
+
+    def _infer(self, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            self._interpreter.set_tensor(self._input, tensor)
+            self._interpreter.invoke()
+            raw = self._interpreter.get_tensor(self._regressors)[0].copy()
+            logits = self._interpreter.get_tensor(self._scores)[0, :, 0].copy()
+        return raw, logits
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Faces in an (H, W, 3) uint8 RGB frame, highest score first, in frame pixels."""
+        rgb = as_rgb(rgb)
+        if rgb.shape[0] == 0 or rgb.shape[1] == 0:
+            return []
+        tensor, scale, pad = self._letterbox(rgb)
+        raw, logits = self._infer(tensor)
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -_RAW_SCORE_CLIP, _RAW_SCORE_CLIP)))
+        keep = scores >= self.min_score
+        if not keep.any():
+            return []
+        raw, scores, anchors = raw[keep], scores[keep], self._anchors[keep]
+        size = float(self.input_size)
+        # reverse_output_order: (x_centre, y_centre, w, h) then (x, y) per keypoint, all in
+        # input pixels relative to the anchor centre (anchor w = h = 1).
+        centre = raw[:, 0:2] / size + anchors
+        half = raw[:, 2:4] / size / 2.0
+        boxes = np.concatenate([centre - half, centre + half], axis=1)
+        points = raw[:, 4 : 4 + 2 * _NUM_KEYPOINTS].reshape(-1, _NUM_KEYPOINTS, 2) / size
+        points = points + anchors[:, None, :]
+        detections = []
+        for box, keypoints, score in weighted_nms(boxes, points, scores):
+            # From [0, 1] of the letterboxed square back to frame pixels.
+            box_px = (box.reshape(2, 2) * size - pad) / scale
+            points_px = (keypoints * size - pad) / scale
+            detections.append(
+                Detection(
+                    box=tuple(float(v) for v in box_px.reshape(-1)),
+                    score=score,
+                    landmarks=points_px[_KEYPOINT_ORDER].astype(np.float32),
+                )
+            )
+        logger.debug("detected %d face(s) in a %dx%d frame", len(detections), *rgb.shape[1::-1])
+        return detections
