@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -49,3 +54,64 @@ def postgres_url() -> str:
     if not url:
         _require("PostgreSQL", "FACEGATE_TEST_POSTGRES_URL is not set")
     return url
+
+
+class Broker:
+    """A real MQTT broker on a free loopback port: mosquitto, else amqtt (embedded Python)."""
+
+    def __init__(self, workdir: Path, extra_config: str = "") -> None:
+        self.host = "127.0.0.1"
+        self.port = _free_port()
+        self.workdir = workdir
+        self.extra_config = extra_config
+        self._proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        """Start (or restart) the broker and wait until it accepts connections."""
+        mosquitto = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
+        if mosquitto:
+            conf = self.workdir / "mosquitto.conf"
+            conf.write_text(
+                f"listener {self.port} {self.host}\n"
+                "allow_anonymous true\npersistence false\n" + self.extra_config
+            )
+            cmd = [mosquitto, "-c", str(conf)]
+        else:
+            try:
+                import amqtt  # noqa: F401
+            except ImportError:
+                pytest.fail("neither mosquitto nor amqtt is installed: no MQTT broker to test with")
+            cmd = [sys.executable, str(ROOT / "tests" / "amqtt_broker.py"), str(self.port)]
+        log = open(self.workdir / "broker.log", "ab")  # noqa: SIM115 (kept open for the process)
+        self._proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex((self.host, self.port)) == 0:
+                    return
+            if self._proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        pytest.fail(f"MQTT broker did not start: {(self.workdir / 'broker.log').read_text()}")
+
+    def stop(self) -> None:
+        """Stop the broker (clients see the connection drop)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+        self._proc = None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def mqtt_broker(tmp_path: Path):
+    """A fresh broker per test, stopped afterwards."""
+    broker = Broker(tmp_path)
+    broker.start()
+    yield broker
+    broker.stop()
