@@ -54,10 +54,12 @@ class FaceConfig(StrictModel):
     # "largest" keeps the biggest face when several are seen; "reject" refuses the frame.
     multiple_faces: Literal["largest", "reject"] = "largest"
     min_eye_distance_px: float = Field(default=20.0, gt=0)
-    # Variance of the Laplacian of the aligned crop, below which it is "too blurred".
-    min_sharpness: float = Field(default=25.0, ge=0)
-    min_brightness: float = Field(default=40.0, ge=0, le=255)
-    max_brightness: float = Field(default=220.0, ge=0, le=255)
+    # Variance of the Laplacian of the aligned crop (measured at 100x100), below which it is
+    # "too blurred"; brightness is the mean luma 0-255 of the crop's centre. Calibrated on 600
+    # LFW faces: 99.8% pass; Gaussian blur sigma 3, x0.2 dark and washed-out versions fail.
+    min_sharpness: float = Field(default=35.0, ge=0)
+    min_brightness: float = Field(default=45.0, ge=0, le=255)
+    max_brightness: float = Field(default=210.0, ge=0, le=255)
     # Largest image side accepted before decoding (decompression-bomb guard), in pixels.
     max_image_side: int = Field(default=16384, gt=0)
 
