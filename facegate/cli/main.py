@@ -23,7 +23,10 @@ from facegate.logs import setup_logging
 logger = logging.getLogger(__name__)
 
 # One line per command module; each registers its own sub-commands.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "facegate.cli.model_cmd",
+    "facegate.cli.verify_cmd",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
