@@ -275,3 +275,21 @@ def load_config(path: Path | None) -> FacegateConfig:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from err
     return parse_config(data, str(path))
+
+
+def mqtt_password(config: MqttConfig) -> str:
+    """The broker password: systemd credential ``mqtt_password``, then ``password_env``, then
+    the file's ``password``. Never logged."""
+    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+    if cred_dir:
+        cred = Path(cred_dir) / "mqtt_password"
+        if cred.is_file():
+            return cred.read_text(encoding="utf-8").strip()
+    if config.password_env:
+        value = os.environ.get(config.password_env)
+        if value is None:
+            raise ConfigError(
+                f"mqtt.password_env: environment variable {config.password_env} is not set"
+            )
+        return value
+    return config.password.get_secret_value()

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from facegate.config import FacegateConfig, load_config, parse_config
+from facegate.config import FacegateConfig, load_config, mqtt_password, parse_config
 from facegate.errors import ConfigError
 
 
@@ -54,3 +54,18 @@ def test_config_is_frozen() -> None:
     config = FacegateConfig()
     with pytest.raises(ValueError, match="frozen"):
         config.door = "x"  # type: ignore[misc]
+
+
+def test_mqtt_password_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = parse_config({"mqtt": {"password": "in-file"}})
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    assert mqtt_password(config.mqtt) == "in-file"
+    assert "in-file" not in repr(config)
+    via_env = parse_config({"mqtt": {"password": "in-file", "password_env": "FG_PW"}})
+    with pytest.raises(ConfigError, match="FG_PW"):
+        mqtt_password(via_env.mqtt)
+    monkeypatch.setenv("FG_PW", "from-env")
+    assert mqtt_password(via_env.mqtt) == "from-env"
+    (tmp_path / "mqtt_password").write_text("from-credential\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    assert mqtt_password(via_env.mqtt) == "from-credential"
