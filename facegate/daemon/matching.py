@@ -1,8 +1,9 @@
 """Matching one probe embedding against every enrolled gallery at once (pure numpy).
 
 The seed compared the probe with each verification image in its own ``predict`` call. Here the
-galleries of all active users are one cached (N, D) float32 matrix whose rows are grouped by
-owner, so one frame costs one embedding plus one vectorised head evaluation over N rows.
+galleries of all active users are one cached (N, D) float32 matrix (the registry's
+``GalleryMatrix``) whose rows are grouped by owner, so one frame costs one embedding plus one
+vectorised head evaluation over N rows.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ import numpy as np
 
 from facegate.model.manifest import Thresholds
 from facegate.model.scoring import SiameseHead
+from facegate.storage.records import GalleryMatrix
 
 
 @dataclass(frozen=True)
-class GalleryMatrix:
-    """All active users' gallery embeddings in one matrix, rows grouped by user.
+class MatchIndex:
+    """The registry's gallery matrix prepared for per-user reductions.
 
-    ``embeddings`` is (N, D) float32; ``user_ids`` (U,) are registry ids and ``user_names``
-    their names, in the order their rows appear; ``starts`` (U,) is the first row of each user
-    and ``counts`` (U,) how many rows each has (every count is at least 1).
+    ``embeddings`` is (N, D) float32 with rows grouped by user; ``user_ids`` (U,) are registry
+    ids and ``user_names`` their names in row order; ``starts`` (U,) is the first row of each
+    user and ``counts`` (U,) how many rows each has (every count is at least 1).
     """
 
     embeddings: np.ndarray
@@ -32,26 +34,19 @@ class GalleryMatrix:
     model_sha256: str
 
     @classmethod
-    def build(
-        cls, galleries: list[tuple[int, str, np.ndarray]], dim: int, model_sha256: str
-    ) -> GalleryMatrix:
-        """Stack ``(user_id, name, (n_i, D) embeddings)`` triples, leaving out empty galleries."""
-        kept = [(uid, name, np.asarray(emb, np.float32)) for uid, name, emb in galleries]
-        kept = [g for g in kept if g[2].ndim == 2 and g[2].shape[0] > 0]
-        counts = np.array([g[2].shape[0] for g in kept], dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-        matrix = (
-            np.concatenate([g[2] for g in kept], axis=0)
-            if kept
-            else np.zeros((0, dim), dtype=np.float32)
-        )
+    def from_gallery(cls, gallery: GalleryMatrix) -> MatchIndex:
+        """Group the rows of ``gallery`` by owner (a stable sort, so it costs nothing when the
+        registry already returns them grouped)."""
+        order = np.argsort(gallery.user_ids, kind="stable")
+        owners = gallery.user_ids[order]
+        ids, starts, counts = np.unique(owners, return_index=True, return_counts=True)
         return cls(
-            embeddings=np.ascontiguousarray(matrix, dtype=np.float32),
-            user_ids=tuple(g[0] for g in kept),
-            user_names=tuple(g[1] for g in kept),
-            starts=starts if kept else np.zeros((0,), np.int64),
-            counts=counts,
-            model_sha256=model_sha256,
+            embeddings=np.ascontiguousarray(gallery.vectors[order], dtype=np.float32),
+            user_ids=tuple(int(i) for i in ids),
+            user_names=tuple(gallery.users[int(i)].name for i in ids),
+            starts=starts.astype(np.int64),
+            counts=counts.astype(np.int64),
+            model_sha256=gallery.model_sha256,
         )
 
     @property
@@ -95,7 +90,7 @@ class FrameMatch:
 
 
 def match_probe(
-    probe: np.ndarray, gallery: GalleryMatrix, head: SiameseHead, thresholds: Thresholds
+    probe: np.ndarray, gallery: MatchIndex, head: SiameseHead, thresholds: Thresholds
 ) -> FrameMatch:
     """Score ``probe`` (D,) against every gallery row and summarise per user.
 
