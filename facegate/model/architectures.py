@@ -113,3 +113,4 @@ register_architecture(
 )
 
 # Architectures defined in other modules register themselves on import (one line each):
+from facegate.model import resnet  # noqa: E402, F401  (dlib_resnet)
