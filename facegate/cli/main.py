@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 COMMAND_MODULES: tuple[str, ...] = (
     "facegate.cli.model_cmd",
     "facegate.cli.verify_cmd",
+    "facegate.cli.enroll_cmd",
+    "facegate.cli.users_cmd",
+    "facegate.cli.gallery_cmd",
+    "facegate.cli.db_cmd",
 )
 
 

@@ -649,6 +649,10 @@ class Registry:
         why: str = "",
     ) -> ModelVersion:
         """Record a model version (idempotent on sha256: an existing one is returned as is)."""
+        with self._session() as session:  # a known model needs no write lock
+            known = session.scalar(select(ModelVersionRow).where(ModelVersionRow.sha256 == sha256))
+            if known is not None:
+                return _model(known)
         with self._session(write=True) as session:
             row = session.scalar(select(ModelVersionRow).where(ModelVersionRow.sha256 == sha256))
             if row is None:
