@@ -38,6 +38,9 @@ _IDLE_READ_PAUSE_S = 0.005
 # How long stop() waits for the supervisor, and the supervisor for the current reader thread.
 _STOP_JOIN_S = 3.0
 _READER_JOIN_S = 1.5
+# Hung reader threads that may be left behind at once; past this no new source is opened until
+# one returns, so a camera that hangs every time cannot pile up threads over months.
+_MAX_ABANDONED = 4
 
 HealthCallback = Callable[[str, str], None]
 
@@ -370,6 +373,7 @@ class ResilientSource:
         self._taken_seq = 0
         self._healthy: bool | None = None  # None until the first outcome
         self._reader: _Reader | None = None
+        self._abandoned: list[_Reader] = []
         self._spawn_failure = ""
         self._thread: threading.Thread | None = None
         self._generation = 0
@@ -446,6 +450,10 @@ class ResilientSource:
     def _spawn(self) -> _Reader | None:
         """Build a source and start its reader thread; None (and a failure) if building fails."""
         self._spawn_failure = ""
+        self._abandoned = [r for r in self._abandoned if not r.done.is_set()]
+        if len(self._abandoned) >= _MAX_ABANDONED:
+            self._spawn_failure = f"{len(self._abandoned)} reads still hung; not opening another"
+            return None
         try:
             source = self._factory()
         except Exception as err:  # a factory may raise anything; the daemon must go on
@@ -472,6 +480,7 @@ class ResilientSource:
             started = reader.call_started
             if started is not None and time.monotonic() - started > self._read_timeout_s:
                 self.abandoned_reads += 1
+                self._abandoned.append(reader)
                 self._retire(reader, f"no answer from the source within {self._read_timeout_s} s")
                 logger.warning("Abandoned a hung read on %s", self.name)
                 return
@@ -531,11 +540,15 @@ class ResilientSource:
             reader.frames += 1
             self._cond.notify_all()
         if reader.frames == 1:
-            self._set_health(True, f"{self.name}: frames flowing")
+            self._set_health(True, f"{self.name}: frames flowing", reader)
         return True
 
-    def _set_health(self, healthy: bool, message: str) -> None:
+    def _set_health(self, healthy: bool, message: str, reader: _Reader | None = None) -> None:
         with self._health_lock:
+            # The supervisor retires a reader before reporting it lost: a retired reader's
+            # late "restored" would come after that "lost" and leave the state wrong.
+            if reader is not None and reader.abandoned:
+                return
             previous, self._healthy = self._healthy, healthy
             if healthy:
                 if previous is False:

@@ -183,6 +183,7 @@ class SyntheticSource:
         hang_after: int | None = None,
         release: threading.Event | None = None,
         fail_open: bool = False,
+        hang_open: bool = False,
     ) -> None:
         self.name = name
         self.ended = False
@@ -191,9 +192,13 @@ class SyntheticSource:
         self._hang_after = hang_after
         self._release = release
         self._fail_open = fail_open
+        self._hang_open = hang_open
         self._index = 0
 
     def open(self) -> None:
+        if self._hang_open:
+            assert self._release is not None
+            self._release.wait()
         if self._fail_open:
             raise CaptureError(f"{self.name}: cannot open")
 
@@ -298,6 +303,30 @@ def test_resilient_source_abandons_a_hung_read_and_replaces_the_source() -> None
     assert "no answer" in health.events[0][1]
     # Once the hung call returns, its thread closes the abandoned source itself.
     assert wait_for(lambda: made[0].closed, 2.0)
+
+
+def test_hung_threads_are_bounded_then_recovered() -> None:
+    release = threading.Event()
+    made: list[SyntheticSource] = []
+
+    def factory() -> SyntheticSource:
+        made.append(SyntheticSource(hang_open=True, release=release))
+        return made[-1]
+
+    source = ResilientSource(
+        factory, read_timeout_s=0.1, reopen_min_s=0.01, reopen_max_s=0.01, on_health=HealthLog()
+    )
+    source.start()
+    try:
+        assert wait_for(lambda: source.abandoned_reads >= 4)
+        time.sleep(0.4)  # long enough for several more attempts, were they allowed
+        assert len(made) == 4 and source.abandoned_reads == 4
+        release.set()  # the driver calls return: the left-behind threads end, capture resumes
+        assert source.latest(timeout=3.0) is not None
+    finally:
+        source.stop()
+        release.set()
+    assert wait_for(lambda: all(s.closed for s in made[:4]), 2.0)
 
 
 def test_latest_gives_the_freshest_frame_once() -> None:
