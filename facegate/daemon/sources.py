@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from facegate.config import SourceConfig
-from facegate.errors import CaptureError
+from facegate.errors import CaptureError, ConfigError
 from facegate.face.image_io import DEFAULT_MAX_SIDE, ImageDecodeError, load_image
 
 logger = logging.getLogger(__name__)
@@ -573,7 +573,13 @@ def _is_local_file(url: str) -> bool:
 
 
 def make_source(config: SourceConfig, on_health: HealthCallback) -> ResilientSource:
-    """The daemon's frame source as configured (camera, url or folder), not yet started."""
+    """The daemon's frame source as configured (camera, url or folder), not yet started.
+
+    Raise ConfigError for kind ``none`` (the daemon then runs on MQTT triggers alone and must
+    not ask for a source).
+    """
+    if config.kind not in ("camera", "url", "folder"):
+        raise ConfigError(f"source.kind = {config.kind!r}: no frame source to make")
 
     def factory() -> FrameSource:
         if config.kind == "folder":

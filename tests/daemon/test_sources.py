@@ -22,7 +22,7 @@ from facegate.daemon.sources import (
     make_source,
     safe_source_name,
 )
-from facegate.errors import CaptureError
+from facegate.errors import CaptureError, ConfigError
 from facegate.face.image_io import load_image
 
 PERSON = "Aaron_Peirsol"  # four images in LFW
@@ -411,6 +411,12 @@ def test_make_source_folder_delivers_lfw_frames(person_dir: Path) -> None:
         source.stop()
     assert frame is not None and frame.image.shape == (250, 250, 3)
     assert health.events == []  # healthy from the start: no transition to report
+
+
+def test_make_source_refuses_kind_none() -> None:
+    # model_construct: "none" is a valid kind once the daemon offers trigger-only operation.
+    with pytest.raises(ConfigError, match="none"):
+        make_source(SourceConfig.model_construct(kind="none"), HealthLog())
 
 
 def test_make_source_video_file_replays(tmp_path: Path) -> None:
