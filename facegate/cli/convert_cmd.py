@@ -1,0 +1,276 @@
+"""``facegate convert-dlib``: build the default model from dlib's face ResNet and LFW.
+
+The command that rebuilds ``facegate/model/default`` (docs/rebuild_default_model.md):
+convert the weights from dlib's XML dump, check them against dlib itself, fit the landmark
+template that makes facegate's crops match dlib's chips, embed LFW with facegate's own face
+pipeline, train the Siamese head, calibrate the thresholds, measure DevTest and save.
+Every person of the ``--exclude`` pairs file is kept out of every step but the measurement.
+dlib (``dlib-bin``) and ``face_recognition_models`` are needed here only, never at run time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from facegate.config import FacegateConfig
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_NAME = "dlib-resnet-v1-lfw-head"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``convert-dlib``."""
+    cmd = subparsers.add_parser(
+        "convert-dlib",
+        help="build a model from dlib's face ResNet (XML dump) with a head trained on LFW",
+    )
+    cmd.add_argument("xml", type=Path, help="dlib net_to_xml dump (tools/dlib_export)")
+    cmd.add_argument("--lfw", type=Path, required=True, help="LFW lfw-deepfunneled/ tree")
+    cmd.add_argument(
+        "--exclude",
+        type=Path,
+        required=True,
+        action="append",
+        help="protocol pairs file whose people never enter training (repeatable)",
+    )
+    cmd.add_argument("--out", type=Path, required=True, help="model directory to write")
+    cmd.add_argument(
+        "--evaluate", type=Path, default=None, help="pairs file to measure (e.g. pairsDevTest)"
+    )
+    cmd.add_argument("--work", type=Path, default=Path("dlib_work"), help="cache directory")
+    cmd.add_argument("--dat", type=Path, default=None, help="the source .dat (for its sha256)")
+    cmd.add_argument("--weights-dtype", choices=["float16", "float32"], default="float16")
+    cmd.add_argument("--template-images", type=int, default=400)
+    cmd.add_argument("--verify-images", type=int, default=32)
+    cmd.add_argument("--target-far", type=float, default=1e-3, help="gallery FAR to calibrate for")
+    cmd.add_argument(
+        "--pair-far", type=float, default=1e-2, help="per-comparison FAR to calibrate for"
+    )
+    cmd.add_argument("--seed", type=int, default=0)
+    cmd.set_defaults(handler=run_convert)
+
+
+def _round_weights(tower: Any, dtype: str) -> None:
+    """Round the tower's weights through ``dtype`` in place: what storage will do to them."""
+    import numpy as np
+
+    if dtype == "float32":
+        return
+    for layer in tower.layers:
+        weights = layer.get_weights()
+        if weights:
+            layer.set_weights([w.astype(np.float16).astype(np.float32) for w in weights])
+
+
+def _lfw_paths(root: Path, people: list[str], images: dict[str, tuple[Path, ...]]) -> list[Path]:
+    return [p for name in people for p in images[name]]
+
+
+def run_convert(args: argparse.Namespace, config: FacegateConfig) -> int:
+    """Handler of ``facegate convert-dlib``."""
+    import numpy as np
+
+    from facegate.face.detect import FaceDetector
+    from facegate.face.image_io import load_image
+    from facegate.face.types import AlignSpec
+    from facegate.model.bundle import save_model_dir, sha256_file
+    from facegate.model.embedder import TensorFlowEmbedder
+    from facegate.model.manifest import Thresholds
+    from facegate.model.resnet import INPUT_SIZE, PREPROCESSING
+    from facegate.model.siamese import CLASSIFIER_LAYER, make_siamese
+    from facegate.training import calibrate, head
+    from facegate.training.dlib_convert import (
+        DLIB_LICENCE,
+        DLIB_MODEL_SHA256,
+        DlibReference,
+        chip_landmarks,
+        convert_dlib_xml,
+        dlib_models_dir,
+        fit_template,
+        max_abs_diff,
+    )
+    from facegate.training.lfw import identity_checksum, index_tree, parse_pairs, protocol_people
+    from facegate.training.metrics import verification_report
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    excluded: set[str] = set()
+    for path in args.exclude:
+        excluded |= protocol_people(path)
+    index = index_tree(args.lfw, exclude=excluded)
+    people = sorted(index.identities)
+    paths = _lfw_paths(args.lfw, people, index.identities)
+    labels = np.array([i for i, name in enumerate(people) for _ in index.identities[name]])
+    rng = np.random.default_rng(args.seed)
+
+    # 1. Convert and check against dlib on dlib's own chips.
+    tower = convert_dlib_xml(args.xml)
+    reference = DlibReference.load()
+    sample = rng.choice(len(paths), size=args.verify_images, replace=False)
+    chips = []
+    for i in sample:
+        rgb = load_image(paths[i])
+        shape = reference.shape(rgb)
+        if shape is not None:
+            chips.append(reference.chip(rgb, shape))
+    chips_arr = np.stack(chips)
+    dlib_desc = reference.descriptors(chips)
+    diff32 = max_abs_diff(tower, chips_arr, dlib_desc)
+    _round_weights(tower, args.weights_dtype)
+    diff_stored = max_abs_diff(tower, chips_arr, dlib_desc)
+    logger.info(
+        "max |keras - dlib|: %.2e float32, %.2e %s", diff32, diff_stored, args.weights_dtype
+    )
+
+    # 2. The template: facegate's landmarks mapped into dlib's chips (training people only).
+    detector = FaceDetector(config.face.detector, config.face.min_detection_score)
+    sample = rng.choice(len(paths), size=args.template_images, replace=False)
+    points = [chip_landmarks(load_image(paths[i]), reference, detector) for i in sample]
+    fit = fit_template([p for p in points if p is not None])
+    logger.info("template %s (spread %s px, %d faces)", fit.template, fit.spread, fit.faces)
+    spec = AlignSpec(size=INPUT_SIZE, template=fit.template)
+
+    # 3. Embed every training image with facegate's own pipeline (cached).
+    embedder = TensorFlowEmbedder(tower, PREPROCESSING)
+
+    def crop(rgb: np.ndarray) -> tuple[np.ndarray, bool]:
+        return head.crop_lfw_face(rgb, detector, spec)
+
+    cache = (
+        work / f"train_{args.weights_dtype}_{identity_checksum(map(str, fit.template))[:12]}.npz"
+    )
+    if cache.is_file():
+        data = np.load(cache)
+        embeddings, found = data["embeddings"], data["found"]
+    else:
+        embeddings, found = head.embed_images(paths, crop, embedder.embed)
+        np.savez(cache, embeddings=embeddings, found=found)
+    logger.info("training images: %d, no face in %d", len(paths), int((~found).sum()))
+
+    # 4. Head on 80 % of the people; thresholds on the other 20 %.
+    held = head.split_people(labels, 0.2, seed=args.seed)
+    train_idx, cal_idx = np.flatnonzero(~held), np.flatnonzero(held)
+    train_pairs = head.sample_pairs(labels[train_idx], 20000, 20000, seed=args.seed)
+    train_pairs = head.PairSet(
+        train_idx[train_pairs.a], train_idx[train_pairs.b], train_pairs.labels
+    )
+    kernel, bias, losses = head.train_head(embeddings, train_pairs, head.HeadConfig(seed=args.seed))
+    from facegate.model.scoring import SiameseHead
+
+    scorer = SiameseHead(kernel=kernel, bias=bias)
+    cal = head.sample_pairs(labels[cal_idx], 5000, 50000, seed=args.seed + 1)
+    cal = head.PairSet(cal_idx[cal.a], cal_idx[cal.b], cal.labels)
+    cal_scores = scorer.pair_scores(embeddings[cal.a], embeddings[cal.b])
+    folds = np.arange(len(cal)) % 10
+    head_report = verification_report(cal_scores, cal.labels, folds, 0.5)
+    euclid_report = verification_report(
+        head.euclidean_scores(embeddings, cal), cal.labels, folds, -0.6
+    )
+    detection = calibrate.threshold_at_far(cal_scores[cal.labels == 0], args.pair_far)
+    pair_far, pair_frr = calibrate.rates_at(cal_scores, cal.labels, detection)
+    trials = calibrate.simulate_galleries(
+        embeddings[cal_idx], labels[cal_idx], scorer.scores, detection, seed=args.seed
+    )
+    verification, table = calibrate.choose_verification(trials, args.target_far)
+    gallery_far, gallery_frr = trials.rates(verification)
+    thresholds = Thresholds(detection=round(detection, 6), verification=verification)
+
+    # 5. The Siamese model around the tower, the head's weights in its classifier.
+    siamese = make_siamese(tower)
+    siamese.get_layer(CLASSIFIER_LAYER).set_weights([kernel.reshape(-1, 1), np.array([bias])])
+
+    metrics: dict[str, Any] = {}
+    if args.evaluate is not None:
+        pairs = parse_pairs(args.evaluate)
+        files = sorted({p for pair in pairs.pairs for p in pair.paths(args.lfw)})
+        eval_emb, eval_found = head.embed_images(files, crop, embedder.embed)
+        row = {p: i for i, p in enumerate(files)}
+        a = np.array([row[pair.paths(args.lfw)[0]] for pair in pairs.pairs])
+        b = np.array([row[pair.paths(args.lfw)[1]] for pair in pairs.pairs])
+        y = np.array([pair.genuine for pair in pairs.pairs])
+        scores = scorer.pair_scores(eval_emb[a], eval_emb[b])
+        report = verification_report(scores, y, np.arange(len(y)) % 10, thresholds.detection)
+        report["no_face"] = int((~eval_found).sum())
+        report["accuracy_at_0.5"] = float(np.mean((scores >= 0.5) == y))
+        report["euclidean"] = verification_report(
+            -np.linalg.norm(eval_emb[a] - eval_emb[b], axis=1), y, np.arange(len(y)) % 10, -0.6
+        )
+        metrics[Path(args.evaluate).stem] = report
+        logger.info("%s: %s", args.evaluate, json.dumps(report))
+
+    training = {
+        "source": {
+            "file": "dlib_face_recognition_resnet_model_v1.dat (face_recognition_models 0.3.0)",
+            "sha256": sha256_file(args.dat) if args.dat else DLIB_MODEL_SHA256,
+            "licence": DLIB_LICENCE,
+            "conversion": "tools/dlib_export/dlib_to_xml + facegate convert-dlib",
+            "max_abs_diff_vs_dlib_float32": diff32,
+            f"max_abs_diff_vs_dlib_{args.weights_dtype}": diff_stored,
+            "verified_chips": len(chips),
+        },
+        "data": "LFW deep-funneled, identity labels",
+        "exclusion_rule": "every person in " + ", ".join(Path(p).name for p in args.exclude),
+        "excluded_people": len(excluded),
+        "excluded_sha256": identity_checksum(excluded),
+        "train_people": len(people),
+        "train_images": len(paths),
+        "train_images_no_face": int((~found).sum()),
+        "template_fit": {"images": fit.faces, "spread_px": list(fit.spread)},
+        "head": {
+            "loss": "binary cross-entropy",
+            "optimizer": "Adam",
+            "epochs": head.HeadConfig().epochs,
+            "learning_rate": head.HeadConfig().learning_rate,
+            "pairs": len(train_pairs),
+            "final_loss": losses[-1],
+            "people": int(np.unique(labels[train_idx]).size),
+        },
+        "calibration": {
+            "people": int(np.unique(labels[cal_idx]).size),
+            "pairs": len(cal),
+            "pair_far_target": args.pair_far,
+            "pair_far": pair_far,
+            "pair_frr": pair_frr,
+            "gallery_far_target": args.target_far,
+            "gallery_far": gallery_far,
+            "gallery_frr": gallery_frr,
+            "gallery_sizes": list(trials.gallery_sizes),
+            "gallery_trials": int(trials.genuine.size),
+            "verification_table": table,
+            "head_report": head_report,
+            "euclidean_report": euclid_report,
+        },
+    }
+    dlib_models_dir()  # fails early, before writing, if the reference package vanished
+    manifest = save_model_dir(
+        siamese,
+        args.out,
+        name=DEFAULT_NAME,
+        arch="dlib_resnet",
+        template=fit.template,
+        preprocessing=PREPROCESSING,
+        thresholds=thresholds,
+        training=training,
+        metrics=metrics,
+        weights_dtype=args.weights_dtype,
+    )
+    print(
+        json.dumps(
+            {
+                "out": str(args.out),
+                "sha256": manifest.sha256,
+                "thresholds": {
+                    "detection": thresholds.detection,
+                    "verification": thresholds.verification,
+                },
+                "metrics": metrics,
+            },
+            indent=2,
+        )
+    )
+    return 0

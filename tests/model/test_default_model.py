@@ -1,0 +1,82 @@
+"""The model shipped in the package: loads with no arguments, small, documented, and works."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facegate.model.bundle import DEFAULT_MODEL_DIR
+from facegate.model.manifest import Manifest
+
+MAX_BYTES = 20 * 1024 * 1024
+
+pytestmark = pytest.mark.skipif(
+    not (DEFAULT_MODEL_DIR / "manifest.json").is_file(), reason="no default model in the package"
+)
+
+
+@pytest.fixture(scope="module")
+def model():
+    from facegate.model.bundle import load_model_dir
+
+    return load_model_dir(None)
+
+
+def test_manifest_records_provenance() -> None:
+    manifest = Manifest.read(DEFAULT_MODEL_DIR)
+    assert manifest.arch == "dlib_resnet"
+    assert manifest.input_size == 150
+    assert manifest.embedding_dim == 128
+    assert len(manifest.template) == 4
+    assert 0 < manifest.thresholds.detection < 1
+    assert 0 < manifest.thresholds.verification <= 1
+    source = manifest.training["source"]
+    assert "CC0" in source["licence"]
+    assert len(source["sha256"]) == 64
+    assert manifest.training["exclusion_rule"] == "every person in pairsDevTest.txt"
+    assert "pairsDevTest" in manifest.metrics
+
+
+def test_exclusion_checksum_matches_devtest(lfw_protocol: Path) -> None:
+    from facegate.training.lfw import identity_checksum, protocol_people
+
+    manifest = Manifest.read(DEFAULT_MODEL_DIR)
+    devtest = protocol_people(lfw_protocol / "pairsDevTest.txt")
+    assert manifest.training["excluded_sha256"] == identity_checksum(devtest)
+    assert manifest.training["excluded_people"] == len(devtest) == 963
+
+
+def test_size_within_budget() -> None:
+    total = sum(f.stat().st_size for f in DEFAULT_MODEL_DIR.iterdir() if f.is_file())
+    assert total <= MAX_BYTES
+
+
+def test_loads_and_verifies_lfw_faces(model, lfw_images: Path) -> None:
+    """Same person scores above the detection threshold, different people below it."""
+    from facegate.face.detect import FaceDetector
+    from facegate.face.image_io import load_image
+    from facegate.training.head import crop_lfw_face
+
+    detector = FaceDetector("full_range", 0.6)
+    spec = model.manifest.align_spec
+    names = ["Colin_Powell_0001", "Colin_Powell_0002", "Tony_Blair_0001", "Tony_Blair_0002"]
+    crops = np.stack(
+        [
+            crop_lfw_face(load_image(lfw_images / n[:-5] / f"{n}.jpg"), detector, spec)[0]
+            for n in names
+        ]
+    )
+    emb = model.embed(crops)
+    assert emb.shape == (4, 128)
+    threshold = model.manifest.thresholds.detection
+    same = model.head.pair_scores(emb[[0, 2]], emb[[1, 3]])
+    different = model.head.pair_scores(emb[[0, 1]], emb[[2, 3]])
+    assert (same >= threshold).all(), same
+    assert (different < threshold).all(), different
+    # The Keras Siamese model and the numpy head agree.
+    pre = model.manifest.preprocessing
+    x = crops.astype(np.float32) * pre.scale + np.asarray(pre.offset, np.float32)
+    keras_scores = model.siamese.predict([x[[0, 2]], x[[1, 3]]], verbose=0).ravel()
+    np.testing.assert_allclose(keras_scores, same, atol=1e-4)
