@@ -38,6 +38,12 @@ _LFW_MEAN_LANDMARKS_250 = np.array(
 )
 _LFW_SIDE = 250.0
 
+# The four template points of an LFW deep-funneled image itself (mean landmarks / 250): a
+# crop with this template looks like an LFW image, a loose face crop detectors handle well.
+LFW_CROP_TEMPLATE: tuple[tuple[float, float], ...] = tuple(
+    (float(x) / _LFW_SIDE, float(y) / _LFW_SIDE) for x, y in _LFW_MEAN_LANDMARKS_250[:4]
+)
+
 
 def default_spec(size: int) -> AlignSpec:
     """An AlignSpec of ``size`` x ``size`` pixels with DEFAULT_TEMPLATE."""

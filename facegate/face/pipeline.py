@@ -43,9 +43,11 @@ class FacePipeline:
     the detector itself is locked, so sharing an instance between threads is safe too.
     """
 
-    def __init__(self, config: FaceConfig, spec: AlignSpec) -> None:
+    def __init__(self, config: FaceConfig, spec: AlignSpec, refine: bool = True) -> None:
         self.config = config
         self.spec = spec
+        # refine: re-detect the chosen face on an upright crop for better landmarks (~3 ms).
+        self.refine = refine
         self.detector = FaceDetector(config.detector, config.min_detection_score)
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
@@ -83,6 +85,8 @@ class FacePipeline:
         chosen = self.select(detections, rgb.shape[0], rgb.shape[1], select)
         if isinstance(chosen, Reason):
             return FaceResult(face=None, reason=chosen, faces_seen=seen)
+        if self.refine:
+            chosen = self.detector.refine(rgb, chosen)
         if not quality.landmarks_plausible(chosen):
             return FaceResult(face=None, reason=Reason.BAD_LANDMARKS, faces_seen=seen)
         try:
