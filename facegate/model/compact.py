@@ -87,4 +87,4 @@ def make_compact_embedding(
     x = layers.Dense(embedding_dim, use_bias=False)(x)
     x = layers.BatchNormalization(name="embedding_norm")(x)
     out = L2Normalize(name="l2_normalize")(x)
-    return keras.Model(inputs=[inp], outputs=out, name=EMBEDDING_LAYER)
+    return keras.Model(inputs=inp, outputs=out, name=EMBEDDING_LAYER)

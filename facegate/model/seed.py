@@ -32,7 +32,8 @@ def make_embedding(input_size: int = SEED_INPUT_SIZE) -> Any:
     c4 = layers.Conv2D(256, (4, 4), activation="relu")(m3)
     f1 = layers.Flatten()(c4)
     d1 = layers.Dense(SEED_EMBEDDING_DIM, activation="sigmoid")(f1)
-    return keras.Model(inputs=[inp], outputs=d1, name=EMBEDDING_LAYER)
+    # A single input (not [inp]): calling the tower on a bare tensor then warns of nothing.
+    return keras.Model(inputs=inp, outputs=d1, name=EMBEDDING_LAYER)
 
 
 def make_siamese_model(embedding: Any = None) -> Any:
