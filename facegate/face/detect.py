@@ -8,7 +8,9 @@ keypoint decoding and the weighted non-maximum suppression follow MediaPipe's gr
 TensorsToDetectionsCalculator, NonMaxSuppressionCalculator options copied into ``_MODELS``).
 
 The frame is letterboxed (aspect ratio kept, black padding) to the model's square input,
-scaled to [-1, 1]; detections are mapped back to frame pixels.
+scaled to [-1, 1]; detections are mapped back to frame pixels. ``FaceMesh`` runs MediaPipe's
+468-point face-mesh model (``data/face_landmark.tflite``) on a detected face, for eye corners
+and the nose base (dlib-style 5-point alignment).
 """
 
 from __future__ import annotations
@@ -261,3 +263,95 @@ class FaceDetector:
         return Detection(
             box=detection.box, score=detection.score, landmarks=landmarks.astype(np.float32)
         )
+
+
+# Face-mesh indices (MediaPipe's canonical 468-point topology; "right" is the subject's own).
+MESH_RIGHT_EYE_OUTER = 33
+MESH_RIGHT_EYE_INNER = 133
+MESH_LEFT_EYE_INNER = 362
+MESH_LEFT_EYE_OUTER = 263
+MESH_NOSE_TIP = 1
+MESH_NOSE_BASE = 2  # subnasale: where the nose meets the upper lip
+# dlib's shape_predictor_5_face_landmarks order: the subject's left eye outer and inner corner
+# (image right), right eye outer and inner corner (image left), base of the nose.
+DLIB5_MESH_INDICES = (
+    MESH_LEFT_EYE_OUTER,
+    MESH_LEFT_EYE_INNER,
+    MESH_RIGHT_EYE_OUTER,
+    MESH_RIGHT_EYE_INNER,
+    MESH_NOSE_BASE,
+)
+_MESH_FILE = "face_landmark.tflite"
+_MESH_INPUT = 192
+# face_landmark_front_cpu.pbtxt: the detection box, rotated to level the eyes, made square on
+# its long side and scaled by 1.5 is the region the mesh model sees (input range [0, 1]).
+_MESH_ROI_SCALE = 1.5
+
+
+class FaceMesh:
+    """MediaPipe's face-mesh model: 468 landmarks for one detected face.
+
+    ``refine_landmarks(rgb, detection)`` gives (468, 2) float32 (x, y) frame pixels; ``run``
+    also gives the depth column and the model's face-presence probability in [0, 1].
+    Calls are serialised by a lock, so one instance may be shared between threads.
+    """
+
+    def __init__(self, num_threads: int = 2) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        path = str(resources.files("facegate.face") / "data" / _MESH_FILE)
+        self._interpreter = Interpreter(model_path=path, num_threads=num_threads)
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        outputs = self._interpreter.get_output_details()
+        self._points = next(o["index"] for o in outputs if o["shape"][-1] == 468 * 3)
+        self._presence = next(o["index"] for o in outputs if o["shape"][-1] == 1)
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def roi_transform(detection: Detection) -> np.ndarray:
+        """(2, 3) similarity mapping frame pixels to the 192x192 mesh input for a detection."""
+        right, left = detection.landmarks[0], detection.landmarks[1]
+        angle = float(np.arctan2(left[1] - right[1], left[0] - right[0]))
+        x0, y0, x1, y1 = detection.box
+        side = max(x1 - x0, y1 - y0) * _MESH_ROI_SCALE
+        centre = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0])
+        scale = _MESH_INPUT / max(side, 1e-6)
+        cos, sin = np.cos(-angle) * scale, np.sin(-angle) * scale
+        matrix = np.array([[cos, -sin, 0.0], [sin, cos, 0.0]])
+        matrix[:, 2] = _MESH_INPUT / 2.0 - matrix[:, :2] @ centre
+        return matrix
+
+    def run(self, rgb: np.ndarray, detection: Detection) -> tuple[np.ndarray, float]:
+        """(468, 3) float32 (x, y frame pixels; z relative depth) and face presence in [0, 1]."""
+        rgb = as_rgb(rgb)
+        matrix = self.roi_transform(detection)
+        crop = cv2.warpAffine(
+            rgb,
+            matrix,
+            (_MESH_INPUT, _MESH_INPUT),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+        )
+        tensor = (crop.astype(np.float32) / 255.0)[None]
+        with self._lock:
+            self._interpreter.set_tensor(self._input, tensor)
+            self._interpreter.invoke()
+            raw = self._interpreter.get_tensor(self._points).reshape(468, 3).copy()
+            logit = float(self._interpreter.get_tensor(self._presence).reshape(-1)[0])
+        back = cv2.invertAffineTransform(matrix)
+        points = np.empty((468, 3), dtype=np.float32)
+        points[:, :2] = raw[:, :2] @ back[:, :2].T + back[:, 2]
+        # z is in input pixels like x; bring it to frame pixels with the same scale.
+        points[:, 2] = raw[:, 2] * float(np.hypot(*back[:, 0]))
+        presence = 1.0 / (1.0 + np.exp(-np.clip(logit, -_RAW_SCORE_CLIP, _RAW_SCORE_CLIP)))
+        return points, float(presence)
+
+    def refine_landmarks(self, rgb: np.ndarray, detection: Detection) -> np.ndarray:
+        """(468, 2) float32 mesh landmarks of ``detection`` in frame pixels."""
+        return self.run(rgb, detection)[0][:, :2].copy()
+
+
+def dlib_five_points(mesh: np.ndarray) -> np.ndarray:
+    """dlib's 5 landmarks (see DLIB5_MESH_INDICES) from (468, 2+) mesh points: (5, 2) float32."""
+    return np.asarray(mesh, dtype=np.float32)[list(DLIB5_MESH_INDICES), :2].copy()
