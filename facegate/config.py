@@ -118,9 +118,10 @@ class MqttConfig(StrictModel):
 
 
 class SourceConfig(StrictModel):
-    """Where frames come from: a camera index, a video URL or file, or a folder of images."""
+    """Where frames come from: a camera index, a video URL or file, a folder of images, or
+    ``none`` (no camera: only images published on the image topic are verified)."""
 
-    kind: Literal["camera", "url", "folder"] = "camera"
+    kind: Literal["camera", "url", "folder", "none"] = "camera"
     camera: int = Field(default=0, ge=0)
     url: str = ""
     folder: Path | None = None

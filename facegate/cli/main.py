@@ -26,10 +26,13 @@ logger = logging.getLogger(__name__)
 COMMAND_MODULES: tuple[str, ...] = (
     "facegate.cli.model_cmd",
     "facegate.cli.verify_cmd",
+    "facegate.cli.convert_cmd",
     "facegate.cli.enroll_cmd",
     "facegate.cli.users_cmd",
     "facegate.cli.gallery_cmd",
     "facegate.cli.db_cmd",
+    "facegate.cli.run_cmd",
+    "facegate.cli.config_cmd",
 )
 
 
@@ -52,10 +55,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def hoist_global_options(argv: Sequence[str]) -> list[str]:
+    """Move ``--config FILE`` and ``--log-level L`` given after the command to the front, so
+    ``facegate run --config FILE`` works as well as ``facegate --config FILE run``."""
+    front: list[str] = []
+    rest: list[str] = []
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if item == "--":
+            rest.extend(items[i:])
+            break
+        if item in ("--config", "--log-level") and i + 1 < len(items):
+            front.extend(items[i : i + 2])
+            i += 2
+            continue
+        if item.startswith(("--config=", "--log-level=")):
+            front.append(item)
+        else:
+            rest.append(item)
+        i += 1
+    return front + rest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit status (0 ok, 1 error, 2 usage)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(hoist_global_options(sys.argv[1:] if argv is None else argv))
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)

@@ -10,46 +10,13 @@ import sys
 import textwrap
 import time
 
-import paho.mqtt.client as mqtt
-import pytest
-from paho.mqtt.enums import CallbackAPIVersion
+from mqtt_support import Listener
 
 from facegate.config import MqttConfig
 from facegate.daemon.mqtt_link import MqttLink
 from facegate.daemon.topics import DoorTopics
 
 TOPICS = DoorTopics(base="facegate", door="front_door")
-
-
-class Listener:
-    """A plain paho subscriber recording (topic, payload, retain) triples."""
-
-    def __init__(self, broker, topics: list[str]) -> None:
-        self.messages: queue.Queue = queue.Queue()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
-        self.client.on_message = lambda c, u, m: self.messages.put((m.topic, m.payload, m.retain))
-        self.client.connect(broker.host, broker.port)
-        for topic in topics:
-            self.client.subscribe(topic, qos=1)
-        self.client.loop_start()
-
-    def wait_for(self, topic: str, payload: bytes | None = None, timeout: float = 10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                got = self.messages.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if got[0] == topic and (payload is None or got[1] == payload):
-                return got
-        pytest.fail(f"nothing on {topic} ({payload!r}) within {timeout}s")
-
-    def publish(self, topic: str, payload: bytes | str) -> None:
-        self.client.publish(topic, payload, qos=1).wait_for_publish(5)
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 def make_link(broker, received: queue.Queue, **overrides) -> MqttLink:

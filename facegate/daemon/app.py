@@ -1,0 +1,205 @@
+"""The daemon's composition root: build everything in one readable order, stop in reverse.
+
+config -> registry -> model and face pipeline -> gallery -> MQTT link and outbox -> frame
+source -> door worker -> (systemd READY) -> main loop (watchdog, heartbeat) -> stop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from datetime import UTC, datetime
+
+from facegate.config import FacegateConfig, mqtt_password
+from facegate.daemon.actuators import make_actuator
+from facegate.daemon.door import DoorController
+from facegate.daemon.mqtt_link import MqttLink
+from facegate.daemon.outbox import OutboxPublisher
+from facegate.daemon.sources import ResilientSource, make_source
+from facegate.daemon.stats import DaemonStats
+from facegate.daemon.systemd import SystemdNotifier
+from facegate.daemon.topics import DoorTopics
+from facegate.daemon.verifier import Verifier
+from facegate.model.manifest import Thresholds
+from facegate.storage.registry import Registry, open_registry
+
+logger = logging.getLogger(__name__)
+
+# How long start-up waits for the broker before declaring itself ready anyway: decisions are
+# queued in the outbox meanwhile, so a broker outage must not keep the door from working.
+BROKER_WAIT_S = 10.0
+# The worker must have looped within this many seconds for the watchdog to be fed.
+WORKER_STALL_S = 30.0
+
+
+def effective_thresholds(config: FacegateConfig, manifest_thresholds: Thresholds) -> Thresholds:
+    """The manifest's calibrated thresholds with the config's overrides applied."""
+    return Thresholds(
+        detection=config.model.detection_threshold or manifest_thresholds.detection,
+        verification=config.model.verification_threshold or manifest_thresholds.verification,
+    )
+
+
+def refresh_gallery(registry: Registry, verifier: Verifier) -> int:
+    """Embed gallery images the active model has not embedded yet, then reload the index.
+
+    Returns how many images were newly embedded. Never mixes embedding spaces: only this
+    model's embeddings are loaded.
+    """
+    model = verifier.model
+    sha = model.manifest.sha256
+    missing = registry.images_without_embedding(sha)
+    if missing:
+        import numpy as np
+
+        crops = np.stack([registry.read_crop(image) for image in missing])
+        vectors = model.embed(crops)
+        registry.put_embeddings(
+            sha, {img.id: vec for img, vec in zip(missing, vectors, strict=True)}
+        )
+        logger.info("embedded %d gallery images with model %s", len(missing), sha[:12])
+    verifier.load_gallery(registry.gallery_matrix(sha))
+    return len(missing)
+
+
+class FacegateDaemon:
+    """One door's long-running service. ``run()`` blocks until ``stop()`` or a signal."""
+
+    def __init__(self, config: FacegateConfig) -> None:
+        self.config = config
+        self.stop_event = threading.Event()
+        self.ready = threading.Event()
+        self.stats = DaemonStats()
+        self.topics = DoorTopics(config.mqtt.base_topic, config.door)
+
+    def stop(self) -> None:
+        """Ask the daemon to stop (safe from any thread or a signal handler)."""
+        self.stop_event.set()
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def run(self) -> int:
+        """Build, serve until stopped, tear down; returns the exit status."""
+        from facegate.enrollment.enroll import register_model
+        from facegate.enrollment.loading import load_tools
+
+        config = self.config
+        notifier = SystemdNotifier()
+        self._install_signals()
+
+        registry = open_registry(config.storage)
+        pipeline, model = load_tools(registry, config)
+        register_model(registry, model)
+        verifier = Verifier(
+            pipeline,
+            model,
+            effective_thresholds(config, model.manifest.thresholds),
+            config.decision.margin,
+        )
+        refresh_gallery(registry, verifier)
+
+        controller: DoorController | None = None
+
+        def on_message(topic: str, payload: bytes) -> None:
+            if controller is not None:
+                controller.on_mqtt(topic, payload)
+
+        def on_connected() -> None:
+            if controller is not None:
+                controller.publish_states()
+            outbox.wake()
+
+        link = MqttLink(
+            config.mqtt,
+            self.topics,
+            password=mqtt_password(config.mqtt),
+            on_message=on_message,
+            on_connected=on_connected,
+            capture_enabled=config.capture.publish,
+        )
+        outbox = OutboxPublisher(registry, link)
+        source = self._make_source(link)
+        controller = DoorController(
+            config,
+            registry=registry,
+            verifier=verifier,
+            actuator=make_actuator(config.actuator, link.publish),
+            publish=link.publish,
+            stats=self.stats,
+            frames=source.latest if source is not None else None,
+            on_queued=outbox.wake,
+        )
+
+        link.start()
+        outbox.start()
+        if source is not None:
+            source.start()
+        controller.start()
+        connected = link.wait_connected(BROKER_WAIT_S)
+        status = "serving" if connected else "serving; MQTT broker unreachable, queueing events"
+        notifier.ready(status)
+        self.ready.set()
+        logger.info("facegate door %s is %s", config.door, status)
+
+        next_heartbeat = time.monotonic()
+        try:
+            while not self.stop_event.wait(1.0):
+                if (
+                    controller.alive
+                    and time.monotonic() - controller.last_progress < WORKER_STALL_S
+                ):
+                    notifier.watchdog()
+                else:
+                    logger.error("the door worker is stalled; not feeding the watchdog")
+                if time.monotonic() >= next_heartbeat:
+                    next_heartbeat = time.monotonic() + config.heartbeat.interval_s
+                    self._heartbeat(link, registry, controller, source)
+        finally:
+            logger.info("stopping")
+            notifier.stopping()
+            controller.stop()
+            if source is not None:
+                source.stop()
+            outbox.drain()
+            outbox.stop()
+            link.stop()
+            registry.close()
+        return 0
+
+    def _make_source(self, link: MqttLink) -> ResilientSource | None:
+        if self.config.source.kind == "none":
+            return None
+
+        def on_health(kind: str, message: str) -> None:
+            self.stats.count(kind)
+            payload = json.dumps({"event": kind, "message": message, "time": _now()})
+            link.publish(self.topics.health, payload.encode(), qos=1, retain=False, timeout=1.0)
+
+        return make_source(self.config.source, on_health)
+
+    def _heartbeat(self, link, registry, controller, source) -> None:
+        try:
+            depth = registry.outbox_depth()
+        except Exception as err:  # the heartbeat must not stop the daemon
+            logger.warning("heartbeat: outbox depth unavailable: %s", err)
+            depth = None
+        snapshot = self.stats.snapshot(
+            time=_now(),
+            outbox_depth=depth,
+            queue_depth=controller.queue_depth,
+            locked_out=controller.locked_out,
+            camera_ok=source.healthy if source is not None else None,
+            mqtt_dropped_oversize=link.dropped_oversize,
+        )
+        link.publish(self.topics.state, json.dumps(snapshot).encode(), qos=0, retain=True)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()

@@ -1,0 +1,115 @@
+"""Frames to identity verdicts: face pipeline, one embedding per frame, vectorised matching."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from facegate.daemon.decision import DecisionReason, FrameVerdict, judge_frame
+from facegate.daemon.matching import MatchIndex, match_probe
+from facegate.face.pipeline import FacePipeline
+from facegate.face.types import FaceResult, Reason
+from facegate.model.bundle import LoadedModel
+from facegate.model.manifest import Thresholds
+from facegate.storage.records import GalleryMatrix, User
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    """Milliseconds spent per stage on one frame (detect+align+quality, embed, match)."""
+
+    face_ms: float = 0.0
+    embed_ms: float = 0.0
+    match_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class FrameJudgement:
+    """A frame's verdict with what the face pipeline saw (for liveness and captures)."""
+
+    verdict: FrameVerdict
+    face: FaceResult
+    times: StageTimes
+
+
+class Verifier:
+    """Judges frames against the enrolled galleries of the active model.
+
+    The gallery index can be swapped at any time (after a gallery refresh or a model
+    promotion); a frame is always judged against one consistent index.
+    """
+
+    def __init__(
+        self,
+        pipeline: FacePipeline,
+        model: LoadedModel,
+        thresholds: Thresholds,
+        margin: float,
+    ) -> None:
+        self.pipeline = pipeline
+        self.model = model
+        self.thresholds = thresholds
+        self.margin = margin
+        self._lock = threading.Lock()
+        self._index = MatchIndex.from_gallery(
+            GalleryMatrix(
+                model_sha256=model.manifest.sha256,
+                vectors=np.zeros((0, model.manifest.embedding_dim), np.float32),
+                user_ids=np.zeros((0,), np.int64),
+                image_ids=np.zeros((0,), np.int64),
+            )
+        )
+        self._users: dict[int, User] = {}
+
+    @property
+    def index(self) -> MatchIndex:
+        """The gallery index in use."""
+        return self._index
+
+    def user(self, user_id: int) -> User | None:
+        """The registry record of an indexed user."""
+        return self._users.get(user_id)
+
+    def load_gallery(self, gallery: GalleryMatrix) -> None:
+        """Replace the gallery index; refuses embeddings of another model (never mix spaces)."""
+        if gallery.model_sha256 != self.model.manifest.sha256:
+            raise ValueError(
+                f"gallery of model {gallery.model_sha256[:12]} does not match the active model "
+                f"{self.model.manifest.sha256[:12]}"
+            )
+        index = MatchIndex.from_gallery(gallery)
+        with self._lock:
+            self._index = index
+            self._users = dict(gallery.users)
+        logger.info("gallery loaded: %d users, %d embeddings", len(index.user_ids), index.size)
+
+    def judge(self, rgb: np.ndarray) -> FrameJudgement:
+        """Detect, align, gate, embed and match one (H, W, 3) uint8 RGB frame."""
+        t0 = time.perf_counter()
+        face = self.pipeline.process(rgb)
+        t1 = time.perf_counter()
+        if face.face is None:
+            reason = (
+                DecisionReason.NO_FACE
+                if face.reason is Reason.NO_FACE
+                else DecisionReason.POOR_QUALITY
+            )
+            return FrameJudgement(FrameVerdict(reason), face, StageTimes(face_ms=(t1 - t0) * 1e3))
+        probe = self.model.embed(face.face.crop[None])[0]
+        t2 = time.perf_counter()
+        index = self._index
+        verdict = judge_frame(
+            match_probe(probe, index, self.model.head, self.thresholds),
+            self.thresholds,
+            self.margin,
+        )
+        t3 = time.perf_counter()
+        return FrameJudgement(
+            verdict, face, StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        )

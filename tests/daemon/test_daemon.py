@@ -1,0 +1,132 @@
+"""The daemon end to end: a real broker, a real registry, real LFW faces, a tiny real model."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from mqtt_support import Listener
+
+from facegate.config import FacegateConfig, parse_config
+from facegate.daemon.app import FacegateDaemon
+from facegate.daemon.topics import DoorTopics
+
+TOPICS = DoorTopics("facegate", "front_door")
+
+
+def _person(lfw_images: Path, name: str, n: int) -> list[Path]:
+    return sorted((lfw_images / name).glob("*.jpg"))[:n]
+
+
+@pytest.fixture
+def site(tmp_path: Path, mqtt_broker, exact_model_dir: Path, lfw_images: Path) -> FacegateConfig:
+    """A data dir with one enrolled person, and a config pointing at the test broker."""
+    from facegate.enrollment.enroll import enroll
+    from facegate.enrollment.loading import load_tools
+    from facegate.storage.registry import open_registry
+
+    config = parse_config(
+        {
+            "storage": {"data_dir": str(tmp_path / "data")},
+            "model": {"path": str(exact_model_dir)},
+            "mqtt": {"host": mqtt_broker.host, "port": mqtt_broker.port},
+            "source": {"kind": "none"},
+            "lockout": {"max_failures": 3},
+            "enrollment": {"duplicate_similarity": 0.99999},
+            "heartbeat": {"interval_s": 1},
+        }
+    )
+    registry = open_registry(config.storage)
+    pipeline, model = load_tools(registry, config)
+    enroll(registry, pipeline, model, "Ada", _person(lfw_images, "Colin_Powell", 4), config)
+    registry.close()
+    return config
+
+
+def _start(config: FacegateConfig) -> tuple[FacegateDaemon, threading.Thread]:
+    daemon = FacegateDaemon(config)
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    assert daemon.ready.wait(60), "the daemon did not become ready"
+    return daemon, thread
+
+
+def test_grant_deny_events_and_access_log(site: FacegateConfig, mqtt_broker, lfw_images) -> None:
+    from facegate.storage.registry import open_registry
+
+    watcher = Listener(mqtt_broker, [f"{TOPICS.base}/#", "homeassistant/#"])
+    daemon, thread = _start(site)
+    try:
+        watcher.wait_for(TOPICS.availability, b"online")
+        watcher.wait_for("homeassistant/lock/facegate_front_door/door/config")
+        enrolled = _person(lfw_images, "Colin_Powell", 1)[0].read_bytes()
+        watcher.publish(TOPICS.image, enrolled)
+        granted = json.loads(watcher.wait_for(TOPICS.access)[1])
+        assert granted["event_type"] == "granted", json.dumps(granted)
+        assert granted["user"] == "Ada"
+        assert granted["trigger"]["kind"] == "image"
+        assert set(granted) >= {
+            "event_type",
+            "user",
+            "reason",
+            "score",
+            "thresholds",
+            "trigger",
+            "frames",
+            "latency_ms",
+            "decision_id",
+            "timestamp",
+        }
+        stranger = _person(lfw_images, "George_W_Bush", 1)[0].read_bytes()
+        watcher.publish(TOPICS.image, stranger)
+        denied = json.loads(watcher.wait_for(TOPICS.access)[1])
+        assert denied["event_type"] == "denied"
+        assert denied["user"] is None
+        assert denied["reason"] in ("unknown_face", "below_threshold")
+        watcher.publish(TOPICS.trigger, b"{not json")
+        watcher.publish(TOPICS.image, b"this is not an image")
+        state = json.loads(watcher.wait_for(TOPICS.state, timeout=5)[1])
+        for _ in range(5):
+            if state["bad_input"].get("bad_image"):
+                break
+            state = json.loads(watcher.wait_for(TOPICS.state, timeout=5)[1])
+        assert state["bad_input"] == {"malformed_trigger": 1, "bad_image": 1}
+    finally:
+        daemon.stop()
+        thread.join(30)
+    watcher.wait_for(TOPICS.availability, b"offline")
+    watcher.close()
+    registry = open_registry(site.storage)
+    rows = registry.access_log(limit=10)
+    registry.close()
+    assert [r.reason for r in rows] == [denied["reason"], "granted"]
+    assert rows[1].decision_id == granted["decision_id"]
+    assert rows[1].candidate == "Ada"
+
+
+def test_lockout_engages_and_survives_restart(site: FacegateConfig, mqtt_broker, lfw_images):
+    watcher = Listener(mqtt_broker, [f"{TOPICS.base}/#"])
+    daemon, thread = _start(site)
+    stranger = _person(lfw_images, "George_W_Bush", 1)[0].read_bytes()
+    try:
+        for _ in range(3):
+            watcher.publish(TOPICS.image, stranger)
+            assert json.loads(watcher.wait_for(TOPICS.access)[1])["event_type"] == "denied"
+        watcher.wait_for(TOPICS.lockout, b"ON")
+        watcher.publish(TOPICS.image, stranger)
+        event = json.loads(watcher.wait_for(TOPICS.access)[1])
+        assert (event["event_type"], event["reason"]) == ("locked_out", "locked_out")
+    finally:
+        daemon.stop()
+        thread.join(30)
+    daemon, thread = _start(site)
+    try:
+        watcher.publish(TOPICS.image, _person(lfw_images, "Colin_Powell", 1)[0].read_bytes())
+        event = json.loads(watcher.wait_for(TOPICS.access)[1])
+        assert event["event_type"] == "locked_out"
+    finally:
+        daemon.stop()
+        thread.join(30)
+        watcher.close()
