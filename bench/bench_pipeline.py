@@ -1,0 +1,307 @@
+"""Benchmark verification end to end: per-stage latency per architecture, and the seed's loop.
+
+Usage: python bench/bench_pipeline.py [--quick] [--arch NAME ...] [--model DIR ...]
+                                      [--lfw DIR] [--out FILE]
+
+On a 640x480 frame with an LFW face pasted in, times each stage of facegate's verification for
+each architecture (untrained weights are fine for latency) and each model directory given:
+detect (BlazeFace on the frame), align (landmark refinement, similarity warp, quality
+measures), embed (one crop through the tower's tf.function) and compare (the numpy Siamese head
+against a cached 50-row gallery matrix). Then, in the same run, the seed's way of verifying with
+the seed architecture: for each of 50 verification images, read and resize the input and the
+verification JPEG and call ``model.predict`` on the pair. Prints a table and writes JSON
+(default bench/results/pipeline.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from facegate.config import FaceConfig  # noqa: E402
+from facegate.face.pipeline import FacePipeline  # noqa: E402
+from facegate.face.types import AlignSpec  # noqa: E402
+from facegate.model.architectures import ARCHITECTURES, get_architecture  # noqa: E402
+from facegate.model.embedder import TensorFlowEmbedder  # noqa: E402
+from facegate.model.scoring import SiameseHead  # noqa: E402
+
+logger = logging.getLogger("bench_pipeline")
+
+PERSON = "George_W_Bush"  # 530 images: a probe and a 50-image gallery of one person
+GALLERY_SIZE = 50
+FRAME_H, FRAME_W = 480, 640
+STAGES = ("detect", "align", "embed", "compare")
+
+
+def default_lfw() -> Path:
+    """LFW's image tree from FACEGATE_TEST_DATA (default ../shared/data)."""
+    data = Path(os.environ.get("FACEGATE_TEST_DATA", ROOT.parent / "shared" / "data"))
+    return data / "lfw" / "lfw-deepfunneled"
+
+
+def make_frame(face: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A 640x480 RGB frame: smooth random background with the 250x250 LFW image in it."""
+    rng = np.random.default_rng(seed)
+    blobs = rng.integers(40, 200, (6, 8, 3)).astype(np.uint8)
+    frame = cv2.resize(blobs, (FRAME_W, FRAME_H), interpolation=cv2.INTER_CUBIC)
+    y, x = (FRAME_H - face.shape[0]) // 2, (FRAME_W - face.shape[1]) // 3
+    frame[y : y + face.shape[0], x : x + face.shape[1]] = face
+    return frame
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise SystemExit(f"cannot read {path}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def timed(samples: list[float], fn: Callable[..., Any], *args: Any) -> Any:
+    """Call fn(*args), append its wall time in ms to ``samples``, return its result."""
+    start = time.perf_counter()
+    result = fn(*args)
+    samples.append((time.perf_counter() - start) * 1000.0)
+    return result
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    """Median and 95th percentile of ms samples."""
+    return {
+        "median_ms": round(statistics.median(samples), 3),
+        "p95_ms": round(float(np.percentile(samples, 95)), 3),
+        "n": len(samples),
+    }
+
+
+class Candidate:
+    """One thing to time: an embedder, its Siamese head, its crop spec."""
+
+    def __init__(self, label: str, embedder: Any, head: SiameseHead, spec: AlignSpec) -> None:
+        self.label = label
+        self.embedder = embedder
+        self.head = head
+        self.spec = spec
+
+
+def from_architecture(name: str) -> tuple[Candidate, Any]:
+    """An untrained architecture at its default size; also returns its Siamese model."""
+    arch = get_architecture(name)
+    siamese = arch.build_siamese()
+    from facegate.model.siamese import CLASSIFIER_LAYER, embedding_tower
+
+    kernel, bias = siamese.get_layer(CLASSIFIER_LAYER).get_weights()
+    head = SiameseHead(kernel=kernel.reshape(-1), bias=float(bias[0]))
+    spec = AlignSpec(size=arch.input_size, template=arch.default_template())
+    embedder = TensorFlowEmbedder(embedding_tower(siamese), arch.preprocessing)
+    return Candidate(name, embedder, head, spec), siamese
+
+
+def from_model_dir(path: Path) -> Candidate:
+    """A trained model directory, loaded and verified."""
+    from facegate.model.bundle import load_model_dir
+
+    model = load_model_dir(path)
+    label = f"{model.manifest.name} ({model.manifest.arch})"
+    return Candidate(label, model.embedder, model.head, model.manifest.align_spec)
+
+
+def gallery_matrix(candidate: Candidate, pipeline: FacePipeline, files: list[Path]) -> np.ndarray:
+    """Embeddings (50, D) of the first 50 gallery images that give a usable face."""
+    crops = []
+    for path in files:
+        result = pipeline.process_file(path)
+        if result.face is not None:
+            crops.append(result.face.crop)
+        if len(crops) == GALLERY_SIZE:
+            break
+    if len(crops) < GALLERY_SIZE:
+        raise SystemExit(f"only {len(crops)} usable gallery faces for {candidate.label}")
+    return candidate.embedder.embed(np.stack(crops))
+
+
+def bench_candidate(
+    candidate: Candidate, frame: np.ndarray, files: list[Path], repeats: int
+) -> dict[str, Any]:
+    """Per-stage and end-to-end latency of facegate's verification of ``frame``."""
+    pipeline = FacePipeline(FaceConfig(), candidate.spec)
+    gallery = gallery_matrix(candidate, pipeline, files)
+    times: dict[str, list[float]] = {stage: [] for stage in (*STAGES, "total")}
+
+    def align(detection: Any) -> Any:
+        if pipeline.refine:
+            detection = pipeline.detector.refine(frame, detection)
+        return pipeline.align(frame, detection)
+
+    for i in range(repeats + 2):
+        start = time.perf_counter()
+        detections = timed(times["detect"], pipeline.detect, frame)
+        if not detections:
+            raise SystemExit("no face detected in the benchmark frame")
+        detection = max(detections, key=lambda d: d.width)
+        face = timed(times["align"], align, detection)
+        probe = timed(times["embed"], candidate.embedder.embed, face.crop[None])[0]
+        scores = timed(times["compare"], candidate.head.scores, probe, gallery)
+        times["total"].append((time.perf_counter() - start) * 1000.0)
+        if i < 2:  # warm-up: tracing, first-call allocations
+            for samples in times.values():
+                samples.clear()
+    return {
+        "stages": {name: summary(samples) for name, samples in times.items()},
+        "input_size": candidate.spec.size,
+        "embedding_dim": int(gallery.shape[1]),
+        "gallery": int(gallery.shape[0]),
+        "mean_score": round(float(np.mean(scores)), 4),
+    }
+
+
+def seed_preprocess(path: str) -> Any:
+    """The seed's ``preprocess``: read, decode, resize to 100x100, scale to [0, 1]."""
+    from facegate.model.tf_runtime import import_tf
+
+    tf = import_tf()
+    image = tf.io.decode_jpeg(tf.io.read_file(path))
+    return tf.image.resize(image, (100, 100)) / 255.0
+
+
+def bench_seed_loop(siamese: Any, frame: np.ndarray, files: list[Path], repeats: int) -> dict:
+    """The seed's verify(): one ``predict`` per verification image, files read every time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        # The seed cut a 250x250 region out of the webcam frame and saved it as the input.
+        y, x = (FRAME_H - 250) // 2, (FRAME_W - 250) // 3
+        input_path = str(Path(tmp) / "input_image.jpg")
+        cv2.imwrite(input_path, cv2.cvtColor(frame[y : y + 250, x : x + 250], cv2.COLOR_RGB2BGR))
+        verification = [str(p) for p in files[:GALLERY_SIZE]]
+
+        def verify() -> list[float]:
+            results = []
+            for image in verification:
+                input_img = seed_preprocess(input_path)
+                validation_img = seed_preprocess(image)
+                pair = list(np.expand_dims([input_img, validation_img], axis=1))
+                results.append(float(siamese.predict(pair, verbose=0)[0, 0]))
+            return results
+
+        siamese.predict(list(np.zeros((2, 1, 100, 100, 3), np.float32)), verbose=0)  # warm-up
+        runs = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            verify()
+            runs.append(time.perf_counter() - start)
+    return {
+        "gallery": GALLERY_SIZE,
+        "median_s": round(statistics.median(runs), 3),
+        "runs_s": [round(r, 3) for r in runs],
+    }
+
+
+def machine() -> dict[str, Any]:
+    """Where the numbers came from."""
+    from facegate.model.tf_runtime import import_keras, import_tf
+
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (None,)
+    return {
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "tensorflow": import_tf().__version__,
+        "keras": import_keras().__version__,
+        "opencv": cv2.__version__,
+        "load_average_1m": round(load[0], 2) if load[0] is not None else None,
+    }
+
+
+def print_table(results: dict[str, Any]) -> None:
+    """The human-readable table."""
+    print(f"\nfacegate verification of one 640x480 frame against a {GALLERY_SIZE}-image gallery")
+    print(f"{'model':28} {'stage':8} {'median ms':>10} {'p95 ms':>10}")
+    for label, res in results["models"].items():
+        for stage in (*STAGES, "total"):
+            s = res["stages"][stage]
+            print(f"{label:28} {stage:8} {s['median_ms']:10.2f} {s['p95_ms']:10.2f}")
+    seed = results.get("seed_loop")
+    if seed:
+        ours = results["models"]["seed"]["stages"]["total"]["median_ms"]
+        print(
+            f"\nseed architecture, {GALLERY_SIZE} gallery images: the seed's loop "
+            f"(one predict per image) {seed['median_s'] * 1000:.0f} ms; facegate's "
+            f"(one embedding + numpy head over the cached gallery) {ours:.1f} ms; "
+            f"x{seed['median_s'] * 1000 / ours:.0f}"
+        )
+    print(f"load average (1 min) at start: {results['machine']['load_average_1m']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    parser.add_argument(
+        "--arch", action="append", default=None, help="architecture(s) (default: all registered)"
+    )
+    parser.add_argument("--model", action="append", type=Path, default=[], help="model dir(s)")
+    parser.add_argument("--lfw", type=Path, default=default_lfw())
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "pipeline.json")
+    parser.add_argument("--no-seed-loop", action="store_true", help="skip the seed's loop")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    repeats, seed_repeats = (10, 1) if args.quick else (50, 3)
+    files = sorted((args.lfw / PERSON).glob("*.jpg"))
+    if len(files) < GALLERY_SIZE + 10:
+        raise SystemExit(f"LFW not found (or incomplete) at {args.lfw}; pass --lfw DIR")
+    probe, gallery_files = files[0], files[1:]
+    frame = make_frame(read_rgb(probe))
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "frame": [FRAME_H, FRAME_W],
+        "repeats": repeats,
+        "probe": probe.name,
+        "models": {},
+    }
+    seed_siamese = None
+    for name in args.arch or sorted(ARCHITECTURES):
+        candidate, siamese = from_architecture(name)
+        if name == "seed":
+            seed_siamese = siamese
+        print(f"timing {name} ...", file=sys.stderr)
+        results["models"][name] = {
+            "params": int(siamese.count_params()),
+            **bench_candidate(candidate, frame, gallery_files, repeats),
+        }
+    for path in args.model:
+        candidate = from_model_dir(path)
+        print(f"timing {candidate.label} ...", file=sys.stderr)
+        results["models"][candidate.label] = bench_candidate(
+            candidate, frame, gallery_files, repeats
+        )
+    if seed_siamese is not None and not args.no_seed_loop:
+        print("timing the seed's predict loop ...", file=sys.stderr)
+        results["seed_loop"] = bench_seed_loop(seed_siamese, frame, gallery_files, seed_repeats)
+        ours = results["models"]["seed"]["stages"]["total"]["median_ms"]
+        results["seed_loop"]["speedup_vs_facegate"] = round(
+            results["seed_loop"]["median_s"] * 1000 / ours, 1
+        )
+    print_table(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
