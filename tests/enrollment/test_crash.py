@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from enroll_fixtures import PEOPLE, TEST_FACE_CONFIG, person_images
 from sqlalchemy import text
 
@@ -25,6 +26,7 @@ def _crop_files(data_dir: Path) -> list[Path]:
     return [p for p in root.rglob("*.png") if p.is_file()] if root.exists() else []
 
 
+@pytest.mark.slow
 def test_sigkill_mid_enrollment_leaves_no_partial_user(
     tmp_path: Path, tiny_model_dir: Path, tiny_model, lfw_images: Path
 ) -> None:

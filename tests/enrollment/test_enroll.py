@@ -158,15 +158,22 @@ def test_directories_are_expanded_and_the_gallery_is_capped(
     tiny_model,
     config: FacegateConfig,
     lfw_images: Path,
+    tmp_path: Path,
 ) -> None:
+    folder = tmp_path / "gerhard" / "nested"
+    folder.mkdir(parents=True)
+    for src in person_images(lfw_images, PEOPLE[3], 8):
+        (folder / src.name).write_bytes(src.read_bytes())
+    (folder / "readme.txt").write_text("not an image suffix: skipped, not rejected")
     capped = config.model_copy(
         update={"enrollment": config.enrollment.model_copy(update={"max_gallery": 5})}
     )
-    report = enroll(registry, pipeline, tiny_model, "Gerhard", [lfw_images / PEOPLE[3]], capped)
-    assert len(report.accepted) == 5 and len(report.capped) > 0
-    qualities = [g.quality for g in registry.gallery("Gerhard")]
-    assert min(qualities) >= 0  # the best five were kept
-    assert len(qualities) == 5
+    report = enroll(registry, pipeline, tiny_model, "Gerhard", [tmp_path / "gerhard"], capped)
+    assert len(report.accepted) == 5 and len(report.accepted) + len(report.capped) == 8
+    assert report.rejected == ()
+    kept = [g.quality for g in registry.gallery("Gerhard")]
+    left_out = [pipeline.process_file(p).face.quality.score for p in report.capped]
+    assert min(kept) >= max(left_out)  # the best five were kept
 
 
 def test_gallery_add_deduplicates_against_the_existing_gallery(
