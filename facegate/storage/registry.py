@@ -375,10 +375,14 @@ class Registry:
         """Delete those crop files that no gallery row refers to; return how many went."""
         if not paths:
             return 0
-        with self._session() as session:
-            used = set(
-                session.scalars(select(GalleryImageRow.path).where(GalleryImageRow.path.in_(paths)))
-            )
+        try:
+            with self._session() as session:
+                query = select(GalleryImageRow.path).where(GalleryImageRow.path.in_(paths))
+                used = set(session.scalars(query))
+        except StorageError as err:
+            # Never mask the caller's error: the orphan sweep will get these files later.
+            logger.warning("cannot check crop references (%s); leaving the files for now", err)
+            return 0
         removed = 0
         for path in set(paths) - used:
             try:
@@ -522,6 +526,42 @@ class Registry:
             user.updated_at = utcnow()
         self._remove_unreferenced([image.path])
         return image
+
+    def remove_images(self, image_ids: Sequence[int]) -> int:
+        """Remove gallery images by id (any users), their embeddings and unshared files."""
+        if not image_ids:
+            return 0
+        with self._session(write=True) as session:
+            rows = list(
+                session.scalars(
+                    select(GalleryImageRow).where(GalleryImageRow.id.in_(list(image_ids)))
+                )
+            )
+            paths = [r.path for r in rows]
+            now = utcnow()
+            session.execute(
+                update(UserRow)
+                .where(UserRow.id.in_({r.user_id for r in rows}))
+                .values(updated_at=now)
+            )
+            session.execute(delete(GalleryImageRow).where(GalleryImageRow.id.in_(list(image_ids))))
+        self._remove_unreferenced(paths)
+        return len(rows)
+
+    def gallery_stamp(self, model_sha256: str) -> tuple[int, str, int, int]:
+        """A cheap value that changes whenever the users or one model's gallery embeddings do
+        (users count, latest user change, embeddings count, newest embedding id): poll it to
+        know when a cached gallery matrix is stale."""
+        with self._session() as session:
+            users, changed = session.execute(
+                select(func.count(UserRow.id), func.max(UserRow.updated_at))
+            ).one()
+            count, newest = session.execute(
+                select(func.count(EmbeddingRow.id), func.max(EmbeddingRow.id)).where(
+                    EmbeddingRow.model_sha256 == model_sha256
+                )
+            ).one()
+        return int(users or 0), str(changed or ""), int(count or 0), int(newest or 0)
 
     def read_crop(self, image: GalleryImage) -> np.ndarray:
         """The stored (S, S, 3) uint8 RGB crop of a gallery image."""

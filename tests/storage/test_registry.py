@@ -283,3 +283,26 @@ def test_job_runs(registry: Registry) -> None:
     assert [r.outcome for r in registry.job_runs("retrain")] == ["ok", "failed"]
     with pytest.raises(StorageError):
         registry.finish_job(9999, "ok")
+
+
+def test_remove_images_by_id_and_the_gallery_stamp(registry: Registry) -> None:
+    stamp = registry.gallery_stamp(MODEL_A)
+    assert stamp == (0, "", 0, 0)
+    registry.create_user_with_gallery("alice", [_image(1), _image(2)], MODEL_A)
+    bob = registry.create_user_with_gallery("bob", [_image(3)], MODEL_A)
+    after_enroll = registry.gallery_stamp(MODEL_A)
+    assert after_enroll != stamp and after_enroll[2] == 3
+    assert registry.gallery_stamp(MODEL_B)[2] == 0
+
+    time.sleep(0.01)
+    registry.update_user("bob", active=False)
+    after_disable = registry.gallery_stamp(MODEL_A)
+    assert after_disable != after_enroll
+
+    alice_first = registry.gallery("alice")[0]
+    bob_only = registry.gallery("bob")[0]
+    assert registry.remove_images([alice_first.id, bob_only.id]) == 2
+    assert registry.user_by_id(bob.id).image_count == 0
+    assert len(_files(registry)) == 1
+    assert registry.gallery_stamp(MODEL_A) != after_disable
+    assert registry.remove_images([]) == 0
