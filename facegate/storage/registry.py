@@ -207,6 +207,14 @@ class Registry:
         """Release the database connections."""
         self.engine.dispose()
 
+    def probe_write(self) -> None:
+        """Prove the database takes writes (for ``facegate doctor``): insert a row inside a
+        write transaction, then roll it back; StorageError when read-only, locked or denied."""
+        with self._session(write=True) as session:
+            session.add(JobRunRow(job="doctor_probe", started_at=utcnow(), outcome="running"))
+            session.flush()
+            session.rollback()
+
     @contextmanager
     def _session(self, write: bool = False) -> Iterator[Session]:
         try:
