@@ -195,40 +195,72 @@ class FaceDetector:
             logits = self._interpreter.get_tensor(self._scores)[0, :, 0].copy()
         return raw, logits
 
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Faces in an (H, W, 3) uint8 RGB frame, highest score first, in frame pixels."""
-        rgb = as_rgb(rgb)
-        if rgb.shape[0] == 0 or rgb.shape[1] == 0:
-            return []
+    def _candidates(
+        self, rgb: np.ndarray, x0: int = 0, y0: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes (N, 4), keypoints (N, 6, 2) in pixels shifted by (x0, y0), scores (N,)."""
         tensor, scale, pad = self._letterbox(rgb)
         raw, logits = self._infer(tensor)
         logits = np.clip(logits.astype(np.float64), -_RAW_SCORE_CLIP, _RAW_SCORE_CLIP)
         scores = 1.0 / (1.0 + np.exp(-logits))
         keep = scores >= self.min_score
-        if not keep.any():
-            return []
         raw, scores, anchors = raw[keep], scores[keep], self._anchors[keep]
         size = float(self.input_size)
         # reverse_output_order: (x_centre, y_centre, w, h) then (x, y) per keypoint, all in
         # input pixels relative to the anchor centre (anchor w = h = 1).
         centre = raw[:, 0:2] / size + anchors
         half = raw[:, 2:4] / size / 2.0
-        boxes = np.concatenate([centre - half, centre + half], axis=1)
+        corners = np.stack([centre - half, centre + half], axis=1)  # (N, 2, 2)
         points = raw[:, 4 : 4 + 2 * _NUM_KEYPOINTS].reshape(-1, _NUM_KEYPOINTS, 2) / size
         points = points + anchors[:, None, :]
-        detections = []
-        for box, keypoints, score in weighted_nms(boxes, points, scores):
-            # From [0, 1] of the letterboxed square back to frame pixels.
-            box_px = (box.reshape(2, 2) * size - pad) / scale
-            points_px = (keypoints * size - pad) / scale
-            detections.append(
-                Detection(
-                    box=tuple(float(v) for v in box_px.reshape(-1)),
-                    score=score,
-                    landmarks=points_px[_KEYPOINT_ORDER].astype(np.float32),
-                )
+        # From [0, 1] of the letterboxed square back to pixels of this region, then the frame.
+        offset = np.array([x0, y0], dtype=np.float64)
+        corners = (corners * size - pad) / scale + offset
+        points = (points * size - pad) / scale + offset
+        return corners.reshape(-1, 4), points, scores
+
+    def tiles(self, height: int, width: int) -> list[tuple[int, int, int]]:
+        """Square tiles (x0, y0, side) covering a non-square frame along its long side.
+
+        A wide frame letterboxed whole leaves small faces a few pixels wide at the model's
+        input; tiles of the short side's size see them 1.3-1.8x bigger. Square frames get none.
+        """
+        side = min(height, width)
+        long_side = max(height, width)
+        if long_side < side * 1.2 or side < 2 * self.input_size:
+            return []
+        count = int(np.ceil(long_side / side))
+        starts = np.linspace(0, long_side - side, count)
+        if width >= height:
+            return [(round(s), 0, side) for s in starts]
+        return [(0, round(s), side) for s in starts]
+
+    def detect(self, rgb: np.ndarray, tiled: bool = False) -> list[Detection]:
+        """Faces in an (H, W, 3) uint8 RGB frame, highest score first, in frame pixels.
+
+        ``tiled``: also run the model on square tiles of a wide frame (see ``tiles``), for
+        small faces in big frames, at 2-3x the cost; all candidates share one NMS.
+        """
+        rgb = as_rgb(rgb)
+        height, width = rgb.shape[:2]
+        if height == 0 or width == 0:
+            return []
+        parts = [self._candidates(rgb)]
+        if tiled:
+            for x0, y0, side in self.tiles(height, width):
+                parts.append(self._candidates(rgb[y0 : y0 + side, x0 : x0 + side], x0, y0))
+        boxes = np.concatenate([p[0] for p in parts])
+        points = np.concatenate([p[1] for p in parts])
+        scores = np.concatenate([p[2] for p in parts])
+        detections = [
+            Detection(
+                box=tuple(float(v) for v in box),
+                score=score,
+                landmarks=keypoints[_KEYPOINT_ORDER].astype(np.float32),
             )
-        logger.debug("detected %d face(s) in a %dx%d frame", len(detections), *rgb.shape[1::-1])
+            for box, keypoints, score in weighted_nms(boxes, points, scores)
+        ]
+        logger.debug("detected %d face(s) in a %dx%d frame", len(detections), width, height)
         return detections
 
     def refine(self, rgb: np.ndarray, detection: Detection) -> Detection:

@@ -52,7 +52,7 @@ class FacePipeline:
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """All faces in an (H, W, 3) uint8 RGB frame, highest score first."""
-        return self.detector.detect(rgb)
+        return self.detector.detect(rgb, tiled=self.config.tiled_detection)
 
     def select(
         self, detections: list[Detection], height: int, width: int, select: Selection = "config"

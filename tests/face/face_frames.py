@@ -33,10 +33,20 @@ def png_chunk(kind: bytes, payload: bytes) -> bytes:
 
 
 def flat_png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
-    """A real, valid 8-bit RGB PNG of one flat colour, streamed so no big array is built."""
+    """A real, valid 8-bit RGB PNG of one flat colour, built without any big array.
+
+    Each row is compressed after a full flush, so every row's deflate block is the same bytes
+    and the stream is that block repeated; the Adler-32 checksum is computed over all rows.
+    """
     row = b"\x00" + bytes(rgb) * width
     packer = zlib.compressobj(6)
-    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    first = packer.compress(row) + packer.flush(zlib.Z_FULL_FLUSH)
+    block = packer.compress(row) + packer.flush(zlib.Z_FULL_FLUSH)
+    end = packer.flush(zlib.Z_FINISH)[:-4]  # the final empty block, without its checksum
+    checksum = 1
+    for _ in range(height):
+        checksum = zlib.adler32(row, checksum)
+    idat = first + block * (height - 1) + end + struct.pack(">I", checksum)
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"

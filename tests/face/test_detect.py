@@ -151,3 +151,37 @@ def test_refine_sharpens_a_small_face_in_a_big_frame(detector: FaceDetector, fac
     expected = reference.landmarks[:4] * 1.6 + (700, 300)
     refined = detector.refine(frame, found)
     assert np.abs(refined.landmarks[:4] - expected).max() < 4.0
+
+
+def test_tiles_cover_wide_and_tall_frames(detector: FaceDetector) -> None:
+    assert detector.tiles(1080, 1920) == [(0, 0, 1080), (840, 0, 1080)]
+    assert detector.tiles(1920, 1080) == [(0, 0, 1080), (0, 840, 1080)]
+    assert detector.tiles(480, 640) == [(0, 0, 480), (160, 0, 480)]
+    assert detector.tiles(1000, 1000) == []  # square: the whole frame is enough
+    assert detector.tiles(250, 400) == []  # small: tiles would add nothing
+
+
+def test_tiling_finds_a_small_face_in_a_full_hd_frame(detector: FaceDetector, faces) -> None:
+    # An LFW image at 80% (eyes about 34 px apart) in 1920x1080: letterboxed whole, the face
+    # is about 10 px at the model's input.
+    found_plain = found_tiled = 0
+    for index, face in enumerate(faces):
+        x, y = 300 + 250 * index, 200 + 100 * index
+        frame = paste(background(1080, 1920, seed=index), face, x, y, 200)
+        centre = np.array([x + 125.5 * 0.8, y + 113.0 * 0.8])
+        for tiled in (False, True):
+            hits = [
+                d
+                for d in detector.detect(frame, tiled=tiled)
+                if np.linalg.norm(d.landmarks[:2].mean(axis=0) - centre) < 16
+            ]
+            if tiled:
+                found_tiled += len(hits)
+            else:
+                found_plain += len(hits)
+    assert found_tiled == len(faces) and found_plain < found_tiled
+
+
+def test_tiling_merges_duplicates(detector: FaceDetector, face) -> None:
+    frame = paste(background(480, 640, seed=2), face, 200, 100, 250)  # inside both tiles
+    assert len(detector.detect(frame, tiled=True)) == 1

@@ -138,3 +138,11 @@ def test_threads_share_one_pipeline(pipeline: FacePipeline, faces) -> None:
         parallel = list(pool.map(lambda f: pipeline.process(f).face.crop, faces * 3))
     for index, crop in enumerate(parallel):
         np.testing.assert_array_equal(crop, serial[index % len(faces)])
+
+
+def test_small_face_in_full_hd_needs_tiles(face) -> None:
+    frame = paste(background(1080, 1920, seed=9), face, 1500, 700, 200)
+    tiled = FacePipeline(FaceConfig(), default_spec(100)).process(frame)
+    assert tiled.ok
+    expected = np.array([1500 + 125.5 * 0.8, 700 + 113.0 * 0.8])
+    assert np.linalg.norm(_eye_centre(tiled) - expected) < 8
