@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import socket
@@ -59,11 +60,13 @@ def postgres_url() -> str:
 class Broker:
     """A real MQTT broker on a free loopback port: mosquitto, else amqtt (embedded Python)."""
 
-    def __init__(self, workdir: Path, extra_config: str = "") -> None:
+    def __init__(self, workdir: Path, extra_config: str = "", persistent: bool = False) -> None:
         self.host = "127.0.0.1"
         self.port = _free_port()
         self.workdir = workdir
         self.extra_config = extra_config
+        # Persistent: sessions and retained messages survive a restart (saved on stop).
+        self.persistent = persistent
         self._proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -71,9 +74,16 @@ class Broker:
         mosquitto = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
         if mosquitto:
             conf = self.workdir / "mosquitto.conf"
+            persistence = (
+                f"persistence true\npersistence_location {self.workdir}/\n"
+                if self.persistent
+                else "persistence false\n"
+            )
+            # Keep the test's own user: as root, mosquitto would drop to "mosquitto" and could
+            # not write its database into the test's private temp dir.
             conf.write_text(
-                f"listener {self.port} {self.host}\n"
-                "allow_anonymous true\npersistence false\n" + self.extra_config
+                f"listener {self.port} {self.host}\nallow_anonymous true\n"
+                f"user {getpass.getuser()}\n" + persistence + self.extra_config
             )
             cmd = [mosquitto, "-c", str(conf)]
         else:
@@ -112,6 +122,17 @@ def _free_port() -> int:
 def mqtt_broker(tmp_path: Path):
     """A fresh broker per test, stopped afterwards."""
     broker = Broker(tmp_path)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def persistent_broker(tmp_path: Path):
+    """A fresh broker that keeps sessions across its own restarts (mosquitto only)."""
+    if not (shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")):
+        _require("mosquitto", "a persistent broker needs mosquitto")
+    broker = Broker(tmp_path, persistent=True)
     broker.start()
     yield broker
     broker.stop()

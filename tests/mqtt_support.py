@@ -17,10 +17,13 @@ class Listener:
     messages of other topics that arrived in between.
     """
 
-    def __init__(self, broker, topics: list[str], **credentials: str) -> None:
+    def __init__(self, broker, topics: list[str], client_id: str = "", **credentials: str) -> None:
         self.messages: queue.Queue = queue.Queue()
         self.pending: list[tuple[str, bytes, bool]] = []
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        # A client id makes a persistent session: what arrives while it is away is kept.
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not client_id
+        )
         if credentials:
             self.client.username_pw_set(credentials["username"], credentials.get("password"))
         self.client.on_message = lambda c, u, m: self.messages.put((m.topic, m.payload, m.retain))

@@ -130,3 +130,54 @@ def test_lockout_engages_and_survives_restart(site: FacegateConfig, mqtt_broker,
         daemon.stop()
         thread.join(30)
         watcher.close()
+
+
+def test_broker_outage_loses_no_decision(
+    tmp_path: Path, persistent_broker, exact_model_dir: Path, lfw_images: Path
+) -> None:
+    """Decisions made while the broker is down reach a subscriber, in order, once it is back."""
+    import time
+
+    from facegate.storage.registry import open_registry
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, person in enumerate(["Colin_Powell", "George_W_Bush", "Tony_Blair"]):
+        (frames / f"{i}.jpg").write_bytes(_person(lfw_images, person, 1)[0].read_bytes())
+    config = parse_config(
+        {
+            "storage": {"data_dir": str(tmp_path / "data")},
+            "model": {"path": str(exact_model_dir)},
+            "mqtt": {"host": persistent_broker.host, "port": persistent_broker.port},
+            "source": {"kind": "folder", "folder": str(frames), "fps": 4},
+            "motion": {"cooldown_s": 0, "min_area": 0.001},
+            "decision": {"burst_frames": 1},
+            "lockout": {"enabled": False},
+        }
+    )
+    watcher = Listener(persistent_broker, [TOPICS.access], client_id="outage-watcher")
+    daemon, thread = _start(config)
+    received: list[str] = []
+    try:
+        for _ in range(2):
+            received.append(
+                json.loads(watcher.wait_for(TOPICS.access, timeout=20)[1])["decision_id"]
+            )
+        persistent_broker.stop()
+        time.sleep(3)  # decisions go on meanwhile, into the outbox
+        persistent_broker.start()
+        registry = open_registry(config.storage)
+        deadline = time.monotonic() + 30
+        while registry.outbox_depth() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        daemon.stop()
+        thread.join(30)
+    logged = [r.decision_id for r in reversed(registry.access_log(limit=1000))]
+    assert registry.outbox_depth() == 0
+    registry.close()
+    assert len(logged) >= 6
+    while len(received) < len(logged):
+        received.append(json.loads(watcher.wait_for(TOPICS.access, timeout=20)[1])["decision_id"])
+    watcher.close()
+    assert received == logged
