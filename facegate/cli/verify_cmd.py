@@ -44,7 +44,9 @@ def verify_images(
     from facegate.model.bundle import load_model_dir
 
     model = load_model_dir(model_dir or config.model.path, runtime=config.model.runtime)
-    threshold = config.model.detection_threshold or model.manifest.thresholds.detection
+    threshold = config.model.detection_threshold
+    if threshold is None:
+        threshold = model.manifest.thresholds.detection
     pipeline = FacePipeline(config.face, model.manifest.align_spec)
     results = [pipeline.process_file(path) for path in (image_a, image_b)]
     reasons = [None if r.ok else (r.reason.value if r.reason else "no_face") for r in results]

@@ -221,7 +221,9 @@ def load_model_dir(path: Path | None = None, runtime: str = "tensorflow") -> Loa
     weights = verify_weights(model_dir, manifest)
     if runtime != "tensorflow":
         raise ModelError(f"runtime {runtime!r} is not available yet (use tensorflow)")
-    from facegate.model import layers  # noqa: F401  (registers L1Dist and L2Normalize)
+    # Importing the registry imports every architecture module, which registers its custom
+    # layers (L1Dist, L2Normalize, ...) with Keras: safe mode only builds registered classes.
+    from facegate.model import architectures, layers  # noqa: F401
     from facegate.model.embedder import TensorFlowEmbedder
     from facegate.model.siamese import CLASSIFIER_LAYER, embedding_tower
     from facegate.model.tf_runtime import import_keras
