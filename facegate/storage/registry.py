@@ -651,36 +651,40 @@ class Registry:
 
     def gallery_matrix(self, model_sha256: str, active_only: bool = True) -> GalleryMatrix:
         """All (by default: active) users' gallery embeddings of one model as one matrix."""
-        with self._session() as session:
-            query = (
-                select(UserRow, GalleryImageRow.id, EmbeddingRow.dim, EmbeddingRow.vector)
-                .join(GalleryImageRow, GalleryImageRow.user_id == UserRow.id)
-                .join(EmbeddingRow, EmbeddingRow.image_id == GalleryImageRow.id)
-                .where(EmbeddingRow.model_sha256 == model_sha256)
-                .order_by(UserRow.id, GalleryImageRow.id)
+        # Plain columns, not ORM rows: this runs on every gallery reload of the daemon.
+        query = (
+            select(
+                GalleryImageRow.user_id, GalleryImageRow.id, EmbeddingRow.dim, EmbeddingRow.vector
             )
-            if active_only:
-                query = query.where(UserRow.active.is_(True))
+            .join(EmbeddingRow, EmbeddingRow.image_id == GalleryImageRow.id)
+            .join(UserRow, UserRow.id == GalleryImageRow.user_id)
+            .where(EmbeddingRow.model_sha256 == model_sha256)
+            .order_by(GalleryImageRow.user_id, GalleryImageRow.id)
+        )
+        if active_only:
+            query = query.where(UserRow.active.is_(True))
+        with self._session() as session:
             rows = session.execute(query).all()
-            users: dict[int, User] = {}
-            counts: dict[int, int] = {}
-            for user_row, *_ in rows:
-                counts[user_row.id] = counts.get(user_row.id, 0) + 1
-            for user_row, *_ in rows:
-                if user_row.id not in users:
-                    users[user_row.id] = _user(user_row, counts[user_row.id])
+            owners = {user_id for user_id, _, _, _ in rows}
+            user_rows = (
+                session.scalars(select(UserRow).where(UserRow.id.in_(owners))) if owners else []
+            )
+            user_ids = np.array([r[0] for r in rows], dtype=np.int64)
+            counts = dict(zip(*np.unique(user_ids, return_counts=True), strict=True))
+            users = {u.id: _user(u, int(counts[u.id])) for u in user_rows}
         dims = {dim for _, _, dim, _ in rows}
         if len(dims) > 1:
             raise StorageError(f"model {model_sha256[:12]} has embeddings of several sizes")
         dim = dims.pop() if dims else 0
-        vectors = np.zeros((len(rows), dim), dtype=np.float32)
-        for i, (_, _, row_dim, data) in enumerate(rows):
-            vectors[i] = vector_from_bytes(data, row_dim)
+        blob = b"".join(bytes(r[3]) for r in rows)
+        if len(blob) != 4 * dim * len(rows):
+            raise StorageError(f"model {model_sha256[:12]} has malformed stored embeddings")
+        vectors = np.frombuffer(blob, dtype="<f4").astype(np.float32).reshape(len(rows), dim)
         return GalleryMatrix(
             model_sha256=model_sha256,
             vectors=vectors,
-            user_ids=np.array([u.id for u, *_ in rows], dtype=np.int64),
-            image_ids=np.array([i for _, i, _, _ in rows], dtype=np.int64),
+            user_ids=user_ids,
+            image_ids=np.array([r[1] for r in rows], dtype=np.int64),
             users=users,
         )
 
