@@ -136,3 +136,22 @@ def persistent_broker(tmp_path: Path):
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def broker_factory(tmp_path: Path):
+    """Start brokers with extra mosquitto configuration: ``make(extra_config) -> Broker``,
+    each in its own folder under tmp_path; all are stopped afterwards."""
+    started: list[Broker] = []
+
+    def make(extra_config: str = "") -> Broker:
+        workdir = tmp_path / f"broker{len(started)}"
+        workdir.mkdir()
+        broker = Broker(workdir, extra_config=extra_config)
+        broker.start()
+        started.append(broker)
+        return broker
+
+    yield make
+    for broker in started:
+        broker.stop()
