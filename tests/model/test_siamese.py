@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -21,12 +23,12 @@ def test_wrapper_names_and_shared_tower() -> None:
     assert model.count_params() == tower.count_params() + 9
 
 
-def test_identical_inputs_score_the_bias_only() -> None:
-    model = make_siamese(make_compact_embedding(32, 8))
+def test_identical_inputs_score_the_bias_only(tiny_tower_factory: Any) -> None:
+    model = make_siamese(tiny_tower_factory())
     kernel = model.get_layer("classifier").get_weights()[0]
     model.get_layer("classifier").set_weights([kernel, np.array([1.5], np.float32)])
     x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
-    out = model.predict([x, x], verbose=0)
+    out = np.asarray(model([x, x], training=False))
     np.testing.assert_allclose(out, 1 / (1 + np.exp(-1.5)), rtol=1e-5)
 
 
