@@ -139,8 +139,11 @@ def save_model_dir(
     if weights_dtype not in ("float32", "float16"):
         raise ModelError(f"weights_dtype must be float32 or float16, not {weights_dtype!r}")
     out_dir = Path(out_dir)
-    tower = embedding_tower(siamese)
-    siamese.get_layer(CLASSIFIER_LAYER)  # fails early (ValueError) on a non-Siamese model
+    try:
+        tower = embedding_tower(siamese)
+        siamese.get_layer(CLASSIFIER_LAYER)
+    except ValueError as err:
+        raise ModelError(f"not a Siamese model: {_one_line(err)}") from err
     input_size = int(tower.input_shape[1])
     spec = get_architecture(arch)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

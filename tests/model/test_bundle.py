@@ -198,3 +198,11 @@ def test_default_model_dir() -> None:
     else:
         with pytest.raises(ModelError, match="no default model is installed"):
             load_model_dir(None)
+
+
+def test_only_siamese_models_are_saved(tmp_path: Path) -> None:
+    inp = keras.Input((4,))
+    plain = keras.Model(inp, keras.layers.Dense(1)(inp))
+    with pytest.raises(ModelError, match="not a Siamese model"):
+        save_model_dir(plain, tmp_path / "m", name="x", arch="compact", template=TEMPLATE)
+    assert not (tmp_path / "m").exists()
