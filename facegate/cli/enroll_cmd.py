@@ -78,6 +78,8 @@ def run_enroll(args: argparse.Namespace, config: FacegateConfig) -> int:
         raise FacegateError("give image files or directories, or --camera N")
     if args.camera is not None and args.sources:
         raise FacegateError("give either images or --camera, not both")
+    if args.count is not None and (args.camera is None or args.count < 1):
+        raise FacegateError("--count needs --camera and must be at least 1")
     try:
         name = clean_name(args.name)
     except ValueError as err:

@@ -77,6 +77,10 @@ class CropStore:
         """Store a crop unless already there; True when this call created the file."""
         target = self.path_of(crop.relative_path)
         if target.exists():
+            # Refresh the age of a crop left by a crash: the orphan sweep's age guard must now
+            # protect it until the transaction that will reference it commits.
+            with contextlib.suppress(OSError):
+                os.utime(target)
             return False
         ensure_private_dir(self.data_dir)
         ensure_private_dir(self.root)

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from facegate.errors import StorageError
+from facegate.storage.db import writer
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,9 @@ def upgrade(engine: Engine) -> SchemaStatus:
         return before
     config = _alembic_config()
     try:
-        with engine.begin() as conn:
+        # Take the write lock first, so two processes opening a new registry at once do not
+        # both create it: alembic reads the revision again under the lock and skips done work.
+        with writer(engine).begin() as conn:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
     except SQLAlchemyError as err:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+from subprocess import PIPE
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -75,3 +78,21 @@ def test_open_registry_creates_a_private_data_dir(tmp_path: Path) -> None:
     registry.close()
     assert (config.data_dir / "registry.db").is_file()
     assert config.data_dir.stat().st_mode & 0o777 == 0o700
+
+
+def test_two_processes_opening_a_new_registry_at_once_both_succeed(tmp_path: Path) -> None:
+    config = StorageConfig(data_dir=tmp_path / "data")
+    script = (
+        "import sys; from pathlib import Path; from facegate.config import StorageConfig; "
+        "from facegate.storage.registry import open_registry; "
+        "open_registry(StorageConfig(data_dir=Path(sys.argv[1]))).close()"
+    )
+    children = [
+        subprocess.Popen([sys.executable, "-c", script, str(config.data_dir)], stderr=PIPE)
+        for _ in range(3)
+    ]
+    errors = [child.communicate(timeout=120)[1].decode() for child in children]
+    assert [child.returncode for child in children] == [0, 0, 0], errors
+    engine = create_engine_for(config.resolved_url)
+    assert schema_status(engine).up_to_date
+    engine.dispose()
