@@ -177,7 +177,11 @@ def test_broker_outage_loses_no_decision(
     assert registry.outbox_depth() == 0
     registry.close()
     assert len(logged) >= 6
-    while len(received) < len(logged):
+    # QoS 1 is at-least-once: an event in flight when the broker went down may arrive twice;
+    # subscribers deduplicate by decision_id. Nothing may be missing or out of order.
+    unique = list(dict.fromkeys(received))
+    while len(unique) < len(logged):
         received.append(json.loads(watcher.wait_for(TOPICS.access, timeout=20)[1])["decision_id"])
+        unique = list(dict.fromkeys(received))
     watcher.close()
-    assert received == logged
+    assert unique == logged
