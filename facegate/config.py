@@ -7,6 +7,7 @@ needs is a field here. Unknown keys are errors, so a typo fails loudly with the 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -232,6 +233,87 @@ class LoggingConfig(StrictModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class SchedulerConfig(StrictModel):
+    """The daemon's maintenance jobs: when each runs, and the budget and rules of a retrain.
+
+    A schedule is "off", an interval ("90s", "30m", "6h", "1d") or a five-field cron line
+    ("15 3 * * *"), in decision.timezone.
+    """
+
+    enabled: bool = True
+    gallery_refresh: str = "15 3 * * *"
+    # Off by default: a retrain spends CPU hours on the door controller and needs LFW
+    # negatives; it never makes the door worse (a candidate is promoted only when it is not
+    # worse on the site's held-out pairs nor on LFW DevTest), but the operator opts in.
+    retrain: str = "off"
+    calibration: str = "45 3 * * *"
+    retention: str = "1h"
+    # A run missed by up to this many seconds (daemon busy or down) still runs, once.
+    misfire_grace_s: float = Field(default=3600.0, gt=0)
+    # How often the daemon checks whether the CLI changed the active model.
+    model_watch_s: float = Field(default=60.0, gt=0)
+    # Add recent high-confidence granted captures to the galleries of consenting users.
+    gallery_self_update: bool = False
+    # A capture qualifies only with a score at least this far above the detection threshold.
+    self_update_margin: float = Field(default=0.05, gt=0, lt=1)
+    self_update_days: float = Field(default=7.0, gt=0)
+    retrain_time_limit_s: float = Field(default=3600.0, gt=0)
+    retrain_memory_mb: int = Field(default=4096, ge=512)
+    # CPU threads of the training process (the door keeps the rest), run at lower priority.
+    retrain_threads: int = Field(default=1, ge=1)
+    retrain_epochs: int = Field(default=3, ge=1)
+    retrain_learning_rate: float = Field(default=1e-4, gt=0, lt=1)
+    # False: fine-tune the Siamese head only; True: the embedding tower too.
+    retrain_tower: bool = False
+    # Share of each user's gallery held out for evaluating old against new.
+    retrain_holdout: float = Field(default=0.3, gt=0, lt=1)
+    # LFW faces (people outside pairsDevTest) used as impostors in training.
+    retrain_negatives: int = Field(default=200, ge=0)
+    # DevTest pairs evaluated (of 1000), genuine and impostor alike.
+    retrain_lfw_pairs: int = Field(default=1000, ge=0, le=1000)
+    # The LFW folder (lfw-deepfunneled/ and protocol/); unset: site data only.
+    lfw_dir: Path | None = None
+    # A false accept costs this many false rejects when old and new are compared.
+    far_weight: float = Field(default=10.0, ge=1)
+
+    @model_validator(mode="after")
+    def _schedules_valid(self) -> SchedulerConfig:
+        for name in ("gallery_refresh", "retrain", "calibration", "retention"):
+            problem = schedule_problem(getattr(self, name))
+            if problem:
+                raise ValueError(f"{name}: {problem}")
+        return self
+
+
+_INTERVAL = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def interval_seconds(text: str) -> float | None:
+    """Seconds of an interval schedule ("90s", "30m", "6h", "1d"), None for other text."""
+    match = _INTERVAL.match(text.strip())
+    return float(match.group(1)) * _UNIT_S[match.group(2)] if match else None
+
+
+def schedule_problem(text: str) -> str | None:
+    """Why a job schedule is invalid, or None: "off", an interval, or five cron fields."""
+    text = text.strip()
+    if text == "off":
+        return None
+    seconds = interval_seconds(text)
+    if seconds is not None:
+        return None if seconds > 0 else "an interval must be positive"
+    if len(text.split()) != 5:
+        return 'expected "off", an interval like "6h", or five cron fields like "15 3 * * *"'
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(text)
+    except ValueError as err:
+        return f"bad cron line: {err}"
+    return None
+
+
 class FacegateConfig(StrictModel):
     """The whole configuration of one facegate installation (one door controller)."""
 
@@ -249,6 +331,7 @@ class FacegateConfig(StrictModel):
     actuator: ActuatorConfig = Field(default_factory=ActuatorConfig)
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
     heartbeat: HeartbeatConfig = Field(default_factory=HeartbeatConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
 
 
 def _format_error(err: ValidationError, source: str) -> str:

@@ -33,6 +33,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "facegate.cli.db_cmd",
     "facegate.cli.run_cmd",
     "facegate.cli.config_cmd",
+    "facegate.cli.jobs_cmd",
+    "facegate.cli.models_cmd",
 )
 
 
