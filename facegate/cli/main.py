@@ -33,6 +33,12 @@ COMMAND_MODULES: tuple[str, ...] = (
     "facegate.cli.db_cmd",
     "facegate.cli.run_cmd",
     "facegate.cli.config_cmd",
+    "facegate.cli.live_cmd",
+    "facegate.cli.doctor_cmd",
+    "facegate.cli.train_cmd",
+    "facegate.cli.evaluate_cmd",
+    "facegate.cli.data_cmd",
+    "facegate.cli.collect_cmd",
     "facegate.cli.jobs_cmd",
     "facegate.cli.models_cmd",
 )

@@ -22,10 +22,9 @@ from zoneinfo import ZoneInfo
 
 from facegate.config import FacegateConfig
 from facegate.daemon.actuators import Actuator
-from facegate.daemon.decision import LOCKOUT_REASONS, BurstDecision, BurstJudge, DecisionReason
+from facegate.daemon.decision import LOCKOUT_REASONS, BurstDecision, DecisionReason
 from facegate.daemon.discovery import STATE_LOCKED, STATE_UNLOCKED, UNLOCK_PAYLOAD
 from facegate.daemon.events import AccessEvent, Trigger
-from facegate.daemon.liveness import looks_live
 from facegate.daemon.lockout import LockoutRule, LockoutState, record_failure, release_expired
 from facegate.daemon.motion import MotionDetector
 from facegate.daemon.policy import GrantCooldown, check_user
@@ -33,7 +32,7 @@ from facegate.daemon.sources import Frame
 from facegate.daemon.stats import DaemonStats
 from facegate.daemon.topics import DoorTopics
 from facegate.daemon.triggers import BadPayloadError, parse_trigger
-from facegate.daemon.verifier import FrameJudgement, Verifier
+from facegate.daemon.verifier import Verifier
 from facegate.errors import FacegateError, StorageError
 from facegate.face.image_io import ImageDecodeError, decode_image
 from facegate.storage.records import OutboxMessage
@@ -216,34 +215,12 @@ class DoorController:
 
     def _decide_identity(self, request: Request) -> tuple[BurstDecision, Frame | None]:
         cfg = self.config.decision
-        frames = self._image_frames(request) if request.image is not None else self._burst_frames()
-        max_frames = 1 if request.image is not None else cfg.burst_frames
-        judge = BurstJudge(cfg.agreement, max_frames)
-        judged: list[FrameJudgement] = []
-        decision: BurstDecision | None = None
-        last: Frame | None = None
-        for frame in frames:
-            last = frame
-            judgement = self._verifier.judge(frame.image)
-            judged.append(judgement)
-            decision = judge.add(judgement.verdict)
-            if decision is not None:
-                break
-        if decision is None:
-            decision = judge.finish()
-        if (
-            decision.reason is DecisionReason.GRANTED
-            and cfg.liveness
-            and not looks_live([j.face.face for j in judged if j.face.face is not None])
-        ):
-            decision = BurstDecision(
-                DecisionReason.NO_LIVENESS,
-                None,
-                decision.candidate,
-                decision.score,
-                decision.frames,
-            )
-        return decision, last
+        if request.image is not None:
+            frames, max_frames = self._image_frames(request), 1
+        else:
+            frames, max_frames = self._burst_frames(), cfg.burst_frames
+        outcome = self._verifier.judge_burst(frames, cfg.agreement, max_frames, cfg.liveness)
+        return outcome.decision, outcome.last_frame
 
     def _image_frames(self, request: Request) -> Iterator[Frame]:
         try:

@@ -5,12 +5,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from facegate.daemon.decision import DecisionReason, FrameVerdict, judge_frame
+from facegate.daemon.decision import (
+    BurstDecision,
+    BurstJudge,
+    DecisionReason,
+    FrameVerdict,
+    judge_frame,
+)
+from facegate.daemon.liveness import looks_live
 from facegate.daemon.matching import MatchIndex, match_probe
+from facegate.daemon.sources import Frame
 from facegate.face.pipeline import FacePipeline
 from facegate.face.types import FaceResult, Reason
 from facegate.model.bundle import LoadedModel
@@ -36,6 +45,15 @@ class FrameJudgement:
     verdict: FrameVerdict
     face: FaceResult
     times: StageTimes
+
+
+@dataclass(frozen=True)
+class BurstOutcome:
+    """A burst's identity decision, the last frame judged and every frame's judgement."""
+
+    decision: BurstDecision
+    last_frame: Frame | None
+    judgements: tuple[FrameJudgement, ...]
 
 
 class Verifier:
@@ -113,3 +131,28 @@ class Verifier:
         return FrameJudgement(
             verdict, face, StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
         )
+
+    def judge_burst(
+        self, frames: Iterable[Frame], agreement: int, max_frames: int, liveness: bool
+    ) -> BurstOutcome:
+        """Judge frames until the burst is confident or ``frames`` runs out.
+
+        With ``liveness``, a grant whose faces are identical or motionless across the burst
+        becomes ``no_liveness``.
+        """
+        judge = BurstJudge(agreement, max_frames)
+        judged: list[FrameJudgement] = []
+        decision: BurstDecision | None = None
+        last: Frame | None = None
+        for frame in frames:
+            last = frame
+            judged.append(self.judge(frame.image))
+            decision = judge.add(judged[-1].verdict)
+            if decision is not None:
+                break
+        if decision is None:
+            decision = judge.finish()
+        faces = [j.face.face for j in judged if j.face.face is not None]
+        if decision.reason is DecisionReason.GRANTED and liveness and not looks_live(faces):
+            decision = replace(decision, reason=DecisionReason.NO_LIVENESS, user=None)
+        return BurstOutcome(decision, last, tuple(judged))
