@@ -4,10 +4,11 @@ Usage: python bench/bench_face.py [--lfw DIR] [--images N] [--threads T] [--out 
 
 Prints a table and writes JSON (default bench/results/face.json). Stages: decode (JPEG bytes
 to RGB), detect with the short- and full-range BlazeFace models on the 250x250 LFW image and
-on a 640x480 frame with the face pasted in, landmark refinement, alignment to 100x100, quality
-assessment, and the whole FacePipeline.process. Recall is the share of frames where a face is
-found at the right place: the LFW image itself, and 640x480 / 1920x1080 frames with the LFW
-image pasted at 100%, 60% and 40% scale (smaller faces).
+on 640x480 / 1920x1080 frames with the face pasted in (full range also tiled), landmark
+refinement, the 468-point face mesh, alignment to 100x100, quality assessment, and the whole
+FacePipeline.process. Recall is the share of frames where a face is found at the right place:
+the LFW image itself, and 640x480 / 1920x1080 frames with the LFW image pasted at several
+scales (smaller faces).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from facegate.config import FaceConfig  # noqa: E402
 from facegate.face import align, quality  # noqa: E402
 from facegate.face.align import default_spec  # noqa: E402
-from facegate.face.detect import FaceDetector  # noqa: E402
+from facegate.face.detect import FaceDetector, FaceMesh  # noqa: E402
 from facegate.face.image_io import decode_image  # noqa: E402
 from facegate.face.pipeline import FacePipeline, nearest_centre  # noqa: E402
 from facegate.face.types import Detection  # noqa: E402
@@ -121,36 +122,50 @@ def run(lfw: Path, count: int, threads: int, seed: int) -> dict:
         "full_range": FaceDetector("full_range", min_score=0.6, num_threads=threads),
     }
     pipeline = FacePipeline(FaceConfig(), default_spec(100))
+    mesh = FaceMesh(num_threads=threads)
     spec = default_spec(100)
     times: dict[str, list[float]] = {
         "decode_jpeg_250": [],
         **{f"detect_{m}_250x250": [] for m in detectors},
         **{f"detect_{m}_640x480": [] for m in detectors},
+        "detect_full_range_tiled_640x480": [],
+        "detect_full_range_1920x1080": [],
+        "detect_full_range_tiled_1920x1080": [],
         "refine_landmarks": [],
+        "face_mesh_468": [],
         "align_100": [],
         "quality_assess": [],
         "pipeline_process_250x250": [],
         "pipeline_process_640x480": [],
     }
-    hits = {f"{m}@{w}x{h}x{s}": 0 for m in detectors for h, w, s in RECALL_SETTINGS}
+    variants = [*detectors, "full_range_tiled"]
+    hits = {f"{m}@{w}x{h}x{s}": 0 for m in variants for h, w, s in RECALL_SETTINGS}
     landmarks = []
     for path in files:
         data = path.read_bytes()
         rgb = timed(times["decode_jpeg_250"], decode_image, data)
         frame640, _ = pasted(rng, rgb, 480, 640, 1.0)
+        frame1080, _ = pasted(rng, rgb, 1080, 1920, 1.0)
+        full = detectors["full_range"]
         for name, detector in detectors.items():
             timed(times[f"detect_{name}_250x250"], detector.detect, rgb)
             timed(times[f"detect_{name}_640x480"], detector.detect, frame640)
+        timed(times["detect_full_range_tiled_640x480"], full.detect, frame640, True)
+        timed(times["detect_full_range_1920x1080"], full.detect, frame1080)
+        timed(times["detect_full_range_tiled_1920x1080"], full.detect, frame1080, True)
         for height, width, scale in RECALL_SETTINGS:
             frame, centre = pasted(rng, rgb, height, width, scale)
             for name, detector in detectors.items():
                 if found_at(detector.detect(frame), centre, scale):
                     hits[f"{name}@{width}x{height}x{scale}"] += 1
+            if found_at(full.detect(frame, tiled=True), centre, scale):
+                hits[f"full_range_tiled@{width}x{height}x{scale}"] += 1
         found = detectors["full_range"].detect(rgb)
         if found:
             chosen = nearest_centre(found, 250, 250)
             landmarks.append(chosen.landmarks)
-            refined = timed(times["refine_landmarks"], detectors["full_range"].refine, rgb, chosen)
+            refined = timed(times["refine_landmarks"], full.refine, rgb, chosen)
+            timed(times["face_mesh_468"], mesh.refine_landmarks, rgb, chosen)
             crop = timed(times["align_100"], align.align_face, rgb, refined.landmarks, spec)
             timed(times["quality_assess"], quality.assess, crop)
         timed(times["pipeline_process_250x250"], pipeline.process, rgb, "center")
@@ -173,12 +188,15 @@ def print_table(results: dict) -> None:
     for key, value in results["latency"].items():
         print(f"{key:34} {value['median_ms']:10.2f} {value['p95_ms']:10.2f}")
     print()
-    print(f"{'detection recall (face found in place)':44} {'short':>7} {'full':>7}")
+    header = f"{'detection recall (face found in place)':46}"
+    print(f"{header} {'short':>7} {'full':>7} {'tiled':>7}")
     for height, width, scale in RECALL_SETTINGS:
-        short = results["recall"][f"short_range@{width}x{height}x{scale}"]
-        full = results["recall"][f"full_range@{width}x{height}x{scale}"]
+        key = f"{width}x{height}x{scale}"
+        short = results["recall"][f"short_range@{key}"]
+        full = results["recall"][f"full_range@{key}"]
+        tiled = results["recall"][f"full_range_tiled@{key}"]
         label = f"{width}x{height} frame, face at {scale:.0%} ({round(250 * scale)} px image)"
-        print(f"{label:44} {short:7.1%} {full:7.1%}")
+        print(f"{label:46} {short:7.1%} {full:7.1%} {tiled:7.1%}")
 
 
 def main() -> int:

@@ -131,7 +131,8 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     if image.ndim == 3 and image.shape[2] == 3:
-        return image
+        # OpenCV refuses views with negative strides (a mirrored frame): copy those only.
+        return np.ascontiguousarray(image)
     if image.ndim == 3 and image.shape[2] == 4:
         return np.ascontiguousarray(image[:, :, :3])
     raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
