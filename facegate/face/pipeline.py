@@ -17,6 +17,8 @@ from facegate.face.types import AlignedFace, AlignSpec, Detection, FaceResult, R
 logger = logging.getLogger(__name__)
 
 Selection = Literal["config", "largest", "center"]
+# Landmark refinement costs one more detector run per face; a crowd gets it for its best few.
+MAX_REFINED = 8
 
 
 def box_area(detection: Detection) -> float:
@@ -46,13 +48,25 @@ class FacePipeline:
     def __init__(self, config: FaceConfig, spec: AlignSpec, refine: bool = True) -> None:
         self.config = config
         self.spec = spec
-        # refine: re-detect the chosen face on an upright crop for better landmarks (~3 ms).
+        # refine: re-detect each face on an upright crop for better landmarks (~3 ms a face).
         self.refine = refine
         self.detector = FaceDetector(config.detector, config.min_detection_score)
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """All faces in an (H, W, 3) uint8 RGB frame, highest score first."""
-        return self.detector.detect(rgb, tiled=self.config.tiled_detection)
+        """All faces in an (H, W, 3) uint8 RGB frame, highest score first.
+
+        With ``refine`` (the default) the landmarks of the best MAX_REFINED faces come from a
+        second pass on an upright crop (``FaceDetector.refine``), so every user of the
+        pipeline (training, evaluation, the daemon) aligns on the same, better landmarks.
+        """
+        rgb = as_rgb(rgb)
+        detections = self.detector.detect(rgb, tiled=self.config.tiled_detection)
+        if not self.refine:
+            return detections
+        return [
+            self.detector.refine(rgb, det) if rank < MAX_REFINED else det
+            for rank, det in enumerate(detections)
+        ]
 
     def select(
         self, detections: list[Detection], height: int, width: int, select: Selection = "config"
@@ -85,8 +99,6 @@ class FacePipeline:
         chosen = self.select(detections, rgb.shape[0], rgb.shape[1], select)
         if isinstance(chosen, Reason):
             return FaceResult(face=None, reason=chosen, faces_seen=seen)
-        if self.refine:
-            chosen = self.detector.refine(rgb, chosen)
         if not quality.landmarks_plausible(chosen):
             return FaceResult(face=None, reason=Reason.BAD_LANDMARKS, faces_seen=seen)
         try:

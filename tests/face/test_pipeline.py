@@ -146,3 +146,19 @@ def test_small_face_in_full_hd_needs_tiles(face) -> None:
     assert tiled.ok
     expected = np.array([1500 + 125.5 * 0.8, 700 + 113.0 * 0.8])
     assert np.linalg.norm(_eye_centre(tiled) - expected) < 8
+
+
+def test_detect_refines_landmarks_for_every_caller(pipeline: FacePipeline, face) -> None:
+    rotation = cv2.getRotationMatrix2D((125, 125), 30.0, 1.0)
+    tilted = cv2.warpAffine(face, rotation, (250, 250), borderMode=cv2.BORDER_REPLICATE)
+    (raw,) = pipeline.detector.detect(tilted)
+    (refined,) = pipeline.detect(tilted)
+    np.testing.assert_allclose(
+        refined.landmarks, pipeline.detector.refine(tilted, raw).landmarks, atol=1e-4
+    )
+    plain = FacePipeline(FaceConfig(), default_spec(100), refine=False)
+    np.testing.assert_array_equal(plain.detect(tilted)[0].landmarks, raw.landmarks)
+    # The pipeline's crop of the tilted face has level eyes.
+    result = pipeline.process(tilted)
+    right, left = result.face.detection.landmarks[:2]
+    assert abs(np.degrees(np.arctan2(left[1] - right[1], left[0] - right[0])) + 30.0) < 4.0
