@@ -92,13 +92,17 @@ class FacePipeline:
         "center" the face nearest the frame centre.
         """
         rgb = as_rgb(rgb)
-        detections = self.detect(rgb)
+        # Refine only the chosen face: refinement keeps boxes, so the choice is the same as on
+        # self.detect's output, and so are the landmarks.
+        detections = self.detector.detect(rgb, tiled=self.config.tiled_detection)
         seen = len(detections)
         if not detections:
             return FaceResult(face=None, reason=Reason.NO_FACE, faces_seen=0)
         chosen = self.select(detections, rgb.shape[0], rgb.shape[1], select)
         if isinstance(chosen, Reason):
             return FaceResult(face=None, reason=chosen, faces_seen=seen)
+        if self.refine:
+            chosen = self.detector.refine(rgb, chosen)
         if not quality.landmarks_plausible(chosen):
             return FaceResult(face=None, reason=Reason.BAD_LANDMARKS, faces_seen=seen)
         try:

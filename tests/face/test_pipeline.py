@@ -162,3 +162,11 @@ def test_detect_refines_landmarks_for_every_caller(pipeline: FacePipeline, face)
     result = pipeline.process(tilted)
     right, left = result.face.detection.landmarks[:2]
     assert abs(np.degrees(np.arctan2(left[1] - right[1], left[0] - right[0])) + 30.0) < 4.0
+
+
+def test_process_aligns_on_the_same_landmarks_as_detect(pipeline: FacePipeline, two_faces) -> None:
+    frame, _, _ = two_faces
+    detections = pipeline.detect(frame)
+    chosen = pipeline.select(detections, *frame.shape[:2], select="center")
+    result = pipeline.process(frame, select="center")
+    np.testing.assert_allclose(result.face.detection.landmarks, chosen.landmarks, atol=1e-4)
