@@ -113,19 +113,20 @@ def test_real_face_eyes_land_near_the_template(detector: FaceDetector, faces) ->
 
 
 @pytest.mark.parametrize("angle", [35.0, -30.0])
-def test_rotated_face_comes_out_upright(detector: FaceDetector, face, angle: float) -> None:
-    rotation = cv2.getRotationMatrix2D((125, 125), angle, 1.0)
-    tilted = cv2.warpAffine(face, rotation, (250, 250), borderMode=cv2.BORDER_REPLICATE)
-    (found,) = detector.detect(tilted)
-    crop = align_face(tilted, detector.refine(tilted, found).landmarks, default_spec(100))
-    # Detect again on the aligned crop (padded, doubled) to see where the eyes really are.
-    canvas = np.full((300, 300, 3), 128, np.uint8)
-    canvas[50:250, 50:250] = cv2.resize(crop, (200, 200), interpolation=cv2.INTER_LINEAR)
-    (again,) = detector.detect(canvas)
-    eyes = (again.landmarks[:2] - 50.0) / 2.0
+def test_rotated_face_comes_out_upright(detector: FaceDetector, faces, angle: float) -> None:
     template_eyes = np.array(DEFAULT_TEMPLATE[:2]) * 100
-    assert abs(eyes[0, 1] - eyes[1, 1]) < 3.0  # level
-    assert np.abs(eyes - template_eyes).max() < 4.0
+    for face in faces:
+        rotation = cv2.getRotationMatrix2D((125, 125), angle, 1.0)
+        tilted = cv2.warpAffine(face, rotation, (250, 250), borderMode=cv2.BORDER_REPLICATE)
+        (found,) = detector.detect(tilted)
+        crop = align_face(tilted, detector.refine(tilted, found).landmarks, default_spec(100))
+        # Detect again on the aligned crop (padded, doubled) to see where the eyes really are.
+        canvas = np.full((300, 300, 3), 128, np.uint8)
+        canvas[50:250, 50:250] = cv2.resize(crop, (200, 200), interpolation=cv2.INTER_LINEAR)
+        (again,) = detector.detect(canvas)
+        eyes = (again.landmarks[:2] - 50.0) / 2.0
+        assert abs(eyes[0, 1] - eyes[1, 1]) < 3.0  # level: under 5 degrees of roll
+        assert np.abs(eyes - template_eyes).max() < 3.0
 
 
 def test_face_at_the_frame_edge_is_padded_not_crashed(detector: FaceDetector, face) -> None:

@@ -134,7 +134,8 @@ def test_refine_fixes_landmarks_of_a_rolled_face(
 ) -> None:
     import cv2
 
-    for face in faces[:3]:
+    raw_errors, refined_errors = [], []
+    for face in faces:
         (upright,) = detector.detect(face)
         rotation = cv2.getRotationMatrix2D((125, 125), angle, 1.0)
         tilted = cv2.warpAffine(face, rotation, (250, 250), borderMode=cv2.BORDER_REPLICATE)
@@ -142,7 +143,11 @@ def test_refine_fixes_landmarks_of_a_rolled_face(
         (found,) = detector.detect(tilted)
         refined = detector.refine(tilted, found)
         assert refined.box == found.box and refined.score == found.score
-        assert np.abs(refined.landmarks[:4] - expected).max() < 4.0
+        raw_errors.append(np.abs(found.landmarks[:4] - expected).max())
+        refined_errors.append(np.abs(refined.landmarks[:4] - expected).max())
+    # Raw keypoints of a rolled face are off by 2-6 px here; refined ones by 1-4.
+    assert max(refined_errors) < 5.0
+    assert np.mean(refined_errors) < 0.7 * np.mean(raw_errors)
 
 
 def test_refine_sharpens_a_small_face_in_a_big_frame(detector: FaceDetector, face) -> None:
