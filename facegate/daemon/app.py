@@ -23,6 +23,7 @@ from facegate.daemon.stats import DaemonStats
 from facegate.daemon.systemd import SystemdNotifier
 from facegate.daemon.topics import DoorTopics
 from facegate.daemon.verifier import Verifier
+from facegate.errors import StorageError
 from facegate.model.manifest import Thresholds
 from facegate.storage.registry import Registry, open_registry
 
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 # How long start-up waits for the broker before declaring itself ready anyway: decisions are
 # queued in the outbox meanwhile, so a broker outage must not keep the door from working.
 BROKER_WAIT_S = 10.0
+# How often the registry is asked (cheaply) whether users or galleries changed.
+GALLERY_POLL_S = 5.0
 # The worker must have looped within this many seconds for the watchdog to be fed.
 WORKER_STALL_S = 30.0
 
@@ -47,22 +50,29 @@ def refresh_gallery(registry: Registry, verifier: Verifier) -> int:
     """Embed gallery images the active model has not embedded yet, then reload the index.
 
     Returns how many images were newly embedded. Never mixes embedding spaces: only this
-    model's embeddings are loaded.
+    model's embeddings are loaded. An unreadable crop is logged and left out.
     """
     model = verifier.model
     sha = model.manifest.sha256
     missing = registry.images_without_embedding(sha)
-    if missing:
+    readable, crops = [], []
+    for image in missing:
+        try:
+            crops.append(registry.read_crop(image))
+            readable.append(image)
+        except StorageError as err:
+            # One lost crop file must not take the whole door down; it stays unembedded.
+            logger.error(
+                "gallery image %d of user %d is unreadable: %s", image.id, image.user_id, err
+            )
+    if readable:
         import numpy as np
 
-        crops = np.stack([registry.read_crop(image) for image in missing])
-        vectors = model.embed(crops)
-        registry.put_embeddings(
-            sha, {img.id: vec for img, vec in zip(missing, vectors, strict=True)}
-        )
-        logger.info("embedded %d gallery images with model %s", len(missing), sha[:12])
+        vectors = model.embed(np.stack(crops))
+        registry.put_embeddings(sha, {img.id: v for img, v in zip(readable, vectors, strict=True)})
+        logger.info("embedded %d gallery images with model %s", len(readable), sha[:12])
     verifier.load_gallery(registry.gallery_matrix(sha))
-    return len(missing)
+    return len(readable)
 
 
 class FacegateDaemon:
@@ -149,6 +159,8 @@ class FacegateDaemon:
         logger.info("facegate door %s is %s", config.door, status)
 
         next_heartbeat = time.monotonic()
+        stamp = self._gallery_stamp(registry, verifier)
+        next_stamp = time.monotonic() + GALLERY_POLL_S
         try:
             while not self.stop_event.wait(1.0):
                 if (
@@ -161,6 +173,14 @@ class FacegateDaemon:
                 if time.monotonic() >= next_heartbeat:
                     next_heartbeat = time.monotonic() + config.heartbeat.interval_s
                     self._heartbeat(link, registry, controller, source)
+                if time.monotonic() < next_stamp:
+                    continue
+                next_stamp = time.monotonic() + GALLERY_POLL_S
+                latest = self._gallery_stamp(registry, verifier)
+                if latest is not None and latest != stamp:
+                    # An enrollment or user change: pick it up without a restart.
+                    stamp = latest
+                    self._refresh(registry, verifier)
         finally:
             logger.info("stopping")
             notifier.stopping()
@@ -172,6 +192,21 @@ class FacegateDaemon:
             link.stop()
             registry.close()
         return 0
+
+    @staticmethod
+    def _gallery_stamp(registry: Registry, verifier: Verifier) -> tuple | None:
+        try:
+            return registry.gallery_stamp(verifier.model.manifest.sha256)
+        except StorageError as err:
+            logger.warning("cannot check the registry for changes: %s", err)
+            return None
+
+    def _refresh(self, registry: Registry, verifier: Verifier) -> None:
+        try:
+            refresh_gallery(registry, verifier)
+            self.stats.count("gallery_reloads")
+        except (StorageError, ValueError) as err:
+            logger.error("gallery reload failed; keeping the previous gallery: %s", err)
 
     def _make_source(self, link: MqttLink) -> ResilientSource | None:
         if self.config.source.kind == "none":

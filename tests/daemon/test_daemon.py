@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -136,8 +137,6 @@ def test_broker_outage_loses_no_decision(
     tmp_path: Path, persistent_broker, exact_model_dir: Path, lfw_images: Path
 ) -> None:
     """Decisions made while the broker is down reach a subscriber, in order, once it is back."""
-    import time
-
     from facegate.storage.registry import open_registry
 
     frames = tmp_path / "frames"
@@ -185,3 +184,144 @@ def test_broker_outage_loses_no_decision(
         unique = list(dict.fromkeys(received))
     watcher.close()
     assert unique == logged
+
+
+def _with(config: FacegateConfig, **sections: dict) -> FacegateConfig:
+    data = config.model_dump(mode="json")
+    for name, values in sections.items():
+        data[name] = {**data.get(name, {}), **values}
+    data["mqtt"]["password"] = ""
+    return parse_config(data)
+
+
+def test_remote_unlock_and_failing_actuator(site: FacegateConfig, mqtt_broker, lfw_images) -> None:
+    from facegate.storage.registry import open_registry
+
+    config = _with(site, actuator={"kind": "command", "command": ["/bin/false"]})
+    watcher = Listener(mqtt_broker, [f"{TOPICS.base}/#"])
+    daemon, thread = _start(config)
+    try:
+        watcher.wait_for(TOPICS.lock_state, b"LOCKED")
+        watcher.publish(TOPICS.lock_command, "UNLOCK")
+        event = json.loads(watcher.wait_for(TOPICS.access)[1])
+        # The relay program failed: the door stays shut and the log says so.
+        assert (event["event_type"], event["reason"]) == ("denied", "error")
+        assert event["trigger"] == {"kind": "home_assistant", "source": "lock"}
+        watcher.publish(TOPICS.image, _person(lfw_images, "Colin_Powell", 1)[0].read_bytes())
+        event = json.loads(watcher.wait_for(TOPICS.access)[1])
+        assert (event["event_type"], event["reason"], event["user"]) == ("denied", "error", "Ada")
+    finally:
+        daemon.stop()
+        thread.join(30)
+    config = _with(site, actuator={"kind": "command", "command": ["/bin/true"], "pulse_s": 0.2})
+    daemon, thread = _start(config)
+    try:
+        watcher.publish(TOPICS.lock_command, "UNLOCK")
+        event = json.loads(watcher.wait_for(TOPICS.access)[1])
+        assert (event["event_type"], event["reason"]) == ("granted", "remote_unlock")
+        watcher.wait_for(TOPICS.lock_state, b"UNLOCKED")
+        watcher.wait_for(TOPICS.lock_state, b"LOCKED")
+    finally:
+        daemon.stop()
+        thread.join(30)
+        watcher.close()
+    registry = open_registry(site.storage)
+    reasons = [r.reason for r in registry.access_log(limit=5)]
+    registry.close()
+    assert reasons == ["remote_unlock", "error", "error"]
+
+
+def test_captures_stay_off_unless_enabled(site: FacegateConfig, mqtt_broker, lfw_images) -> None:
+    import stat
+
+    face = _person(lfw_images, "Colin_Powell", 1)[0].read_bytes()
+    watcher = Listener(mqtt_broker, [f"{TOPICS.base}/#", "homeassistant/image/#"])
+    for capture in ({}, {"enabled": True}, {"enabled": True, "publish": True}):
+        daemon, thread = _start(_with(site, capture=capture))
+        try:
+            _, payload, _ = watcher.wait_for(
+                "homeassistant/image/facegate_front_door/last_capture/config"
+            )
+            assert json.loads(payload)["enabled_by_default"] is bool(capture.get("publish"))
+            watcher.publish(TOPICS.image, face)
+            watcher.wait_for(TOPICS.access)
+            if capture.get("publish"):
+                _, jpeg, retained = watcher.wait_for(TOPICS.capture)
+                assert jpeg[:2] == b"\xff\xd8" and not retained
+        finally:
+            daemon.stop()
+            thread.join(30)
+    assert all(t != TOPICS.capture for t, _, _ in watcher.pending)
+    watcher.close()
+    captures = sorted((site.storage.data_dir / "captures").rglob("*.jpg"))
+    assert len(captures) == 2  # the second and third runs only
+    for path in captures:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_cli_daemon_sigterm_and_sigkill(site: FacegateConfig, mqtt_broker, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    data = site.model_dump(mode="json")
+    data["mqtt"]["password"] = ""
+    data["model"] = {k: v for k, v in data["model"].items() if v is not None}
+    lines = []
+    for section, values in data.items():
+        if isinstance(values, dict):
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {json.dumps(v)}" for k, v in values.items() if v is not None]
+        else:
+            lines.insert(0, f"{section} = {json.dumps(values)}")
+    config_file = tmp_path / "facegate.toml"
+    config_file.write_text("\n".join(lines) + "\n")
+    watcher = Listener(mqtt_broker, [TOPICS.availability])
+    for sig, code in ((signal.SIGTERM, 0), (signal.SIGKILL, -signal.SIGKILL)):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "facegate", "run", "--config", str(config_file)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            watcher.wait_for(TOPICS.availability, b"online", timeout=90)
+            proc.send_signal(sig)
+            assert proc.wait(30) == code
+            watcher.wait_for(TOPICS.availability, b"offline")
+        finally:
+            proc.kill()
+            proc.wait()
+    watcher.close()
+
+
+def test_enrollment_while_running_is_picked_up(
+    site: FacegateConfig, mqtt_broker, lfw_images: Path
+) -> None:
+    from facegate.enrollment.enroll import enroll
+    from facegate.enrollment.loading import load_tools
+    from facegate.storage.registry import open_registry
+
+    newcomer = _person(lfw_images, "Tony_Blair", 3)
+    watcher = Listener(mqtt_broker, [TOPICS.access])
+    daemon, thread = _start(_with(site, lockout={"enabled": False}))
+    try:
+        watcher.publish(TOPICS.image, newcomer[0].read_bytes())
+        assert json.loads(watcher.wait_for(TOPICS.access)[1])["event_type"] == "denied"
+        registry = open_registry(site.storage)
+        pipeline, model = load_tools(registry, site)
+        enroll(registry, pipeline, model, "Tony", newcomer, site)
+        registry.close()
+        deadline = time.monotonic() + 30
+        event: dict = {}
+        while time.monotonic() < deadline:
+            watcher.publish(TOPICS.image, newcomer[0].read_bytes())
+            event = json.loads(watcher.wait_for(TOPICS.access)[1])
+            if event["event_type"] == "granted":
+                break
+            time.sleep(2)
+        assert (event["event_type"], event["user"]) == ("granted", "Tony")
+    finally:
+        daemon.stop()
+        thread.join(30)
+        watcher.close()
