@@ -24,6 +24,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from facegate.face.align import LFW_CROP_TEMPLATE, align_face, similarity_transform
 from facegate.face.types import AlignSpec, Detection
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ _RAW_SCORE_CLIP = 100.0
 # NonMaxSuppressionCalculator: min_suppression_threshold 0.3, IoU, WEIGHTED.
 _NMS_IOU = 0.3
 _NUM_KEYPOINTS = 6
+# Landmark refinement re-detects on a crop framed like an LFW image of this side, in pixels.
+_REFINE_SIZE = 250
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,7 @@ _MODELS: dict[str, _ModelSpec] = {
 
 # BlazeFace keypoints are [subject's right eye, left eye, nose tip, mouth centre, right ear
 # tragion, left ear tragion]: on an unmirrored frontal photo keypoint 0 lies on the image's
-# left. That is already Landmark order; the tests check it on LFW faces.
-_KEYPOINT_ORDER = np.arange(_NUM_KEYPOINTS)
+# left. That is already Landmark order (the tests check it on LFW faces), so rows are kept as is.
 
 
 def ssd_anchors(input_size: int, strides: tuple[int, ...], anchors_per_layer: int) -> np.ndarray:
@@ -129,7 +131,7 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     if image.dtype != np.uint8:
         raise ValueError(f"expected a uint8 image, got {image.dtype}")
     if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_GRAY2RGB)
     if image.ndim == 3 and image.shape[2] == 3:
         # OpenCV refuses views with negative strides (a mirrored frame): copy those only.
         return np.ascontiguousarray(image)
@@ -257,7 +259,7 @@ class FaceDetector:
             Detection(
                 box=tuple(float(v) for v in box),
                 score=score,
-                landmarks=keypoints[_KEYPOINT_ORDER].astype(np.float32),
+                landmarks=keypoints.astype(np.float32),
             )
             for box, keypoints, score in weighted_nms(boxes, points, scores)
         ]
@@ -272,10 +274,8 @@ class FaceDetector:
         (the face levelled and scaled as in LFW, where the model is accurate) fixes both. The
         box and score are kept; the landmarks are replaced when the crop yields a face.
         """
-        from facegate.face.align import LFW_CROP_TEMPLATE, align_face, similarity_transform
-
         rgb = as_rgb(rgb)
-        size = 250
+        size = _REFINE_SIZE
         template = np.asarray(LFW_CROP_TEMPLATE, dtype=np.float64) * size
         points = np.asarray(detection.landmarks, dtype=np.float64)[: len(template)]
         try:
@@ -283,14 +283,18 @@ class FaceDetector:
         except ValueError:
             return detection
         crop = align_face(rgb, points, AlignSpec(size=size, template=LFW_CROP_TEMPLATE))
-        found = self.detect(crop)
-        if not found:
-            return detection
-        centre = np.array([size / 2.0, size / 2.0])
+        eyes_at = template[:2].mean(axis=0)
+        eye_distance = float(np.linalg.norm(template[1] - template[0]))
         best = min(
-            found,
-            key=lambda d: float(np.linalg.norm(np.reshape(d.box, (2, 2)).mean(axis=0) - centre)),
+            self.detect(crop),
+            key=lambda d: float(np.linalg.norm(d.landmarks[:2].mean(axis=0) - eyes_at)),
+            default=None,
         )
+        # Only the same face: its eyes near where the first pass put them (not a neighbour).
+        if best is None or np.linalg.norm(best.landmarks[:2].mean(axis=0) - eyes_at) > (
+            0.5 * eye_distance
+        ):
+            return detection
         back = cv2.invertAffineTransform(to_crop)
         landmarks = best.landmarks.astype(np.float64) @ back[:, :2].T + back[:, 2]
         return Detection(
