@@ -125,6 +125,7 @@ def enrolled(tmp_path: Path, tiny_model_dir: Path, acl_broker, frames, enrolled_
     return data
 
 
+@pytest.mark.slow
 def test_healthy_site_passes_every_check(enrolled, credential, fake_timedatectl) -> None:
     fake_timedatectl("yes")
     config = parse_config(enrolled)

@@ -194,6 +194,7 @@ def test_db_upgrade_then_doctor_registry(tmp_path: Path, acl_broker, monkeypatch
     assert capsys.readouterr().out.splitlines()[-1].startswith("ok    registry")
 
 
+@pytest.mark.slow
 def test_enroll_then_doctor_galleries(
     tmp_path: Path, acl_broker, monkeypatch, capsys, tiny_model_dir: Path, lfw_images: Path
 ) -> None:
