@@ -279,3 +279,16 @@ def test_changing_one_password_with_mosquitto_passwd(tmp_path: Path, broker_fact
     broker = broker_factory(deploy_broker_config(passwd, MOSQUITTO_DIR / "acl"))
     assert _connack(broker.host, broker.port, "doorbell", "a-new-one") == "Success"
     assert _connack(broker.host, broker.port, "doorbell", PASSWORDS["doorbell"]) != "Success"
+
+
+def test_guide_example_answer_is_what_doctor_prints(
+    tmp_path: Path, acl_broker, monkeypatch, capsys
+) -> None:
+    """The guide's sample FAIL line is doctor's real output for a refused password."""
+    (sample,) = _blocks("text")
+    config = _site(tmp_path, acl_broker, monkeypatch)
+    monkeypatch.setenv("FACEGATE_TEST_MQTT_PASSWORD", "wrong")
+    assert main(["--config", str(config), "doctor", "--check", "broker"]) == 1
+    got = capsys.readouterr().out.strip()
+    where = f"{acl_broker.host}:{acl_broker.port}"
+    assert got.replace(where, "localhost:1883") == sample.strip()
