@@ -127,7 +127,8 @@ class SourceConfig(StrictModel):
 
     kind: Literal["camera", "url", "folder", "none"] = "camera"
     camera: int = Field(default=0, ge=0)
-    url: str = ""
+    # A stream URL may carry credentials (rtsp://user:pass@host/...): kept out of reprs.
+    url: SecretStr = SecretStr("")
     folder: Path | None = None
     # A folder source loops over its images, for replay and tests.
     loop: bool = True
@@ -141,7 +142,7 @@ class SourceConfig(StrictModel):
 
     @model_validator(mode="after")
     def _source_named(self) -> SourceConfig:
-        if self.kind == "url" and not self.url:
+        if self.kind == "url" and not self.url.get_secret_value():
             raise ValueError("kind = 'url' needs url")
         if self.kind == "folder" and self.folder is None:
             raise ValueError("kind = 'folder' needs folder")

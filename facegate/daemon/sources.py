@@ -587,8 +587,9 @@ def make_source(config: SourceConfig, on_health: HealthCallback) -> ResilientSou
             return FolderSource(config.folder, loop=config.loop, fps=config.fps)
         if config.kind == "url":
             # Pace files; streams block on their own clock and must be drained to stay fresh.
-            fps = config.fps if _is_local_file(config.url) else None
-            return VideoSource(config.url, fps=fps, timeout_s=config.read_timeout_s)
+            url = config.url.get_secret_value()
+            fps = config.fps if _is_local_file(url) else None
+            return VideoSource(url, fps=fps, timeout_s=config.read_timeout_s)
         return CameraSource(config.camera, config.width, config.height, config.fps)
 
     return ResilientSource(

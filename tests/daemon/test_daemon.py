@@ -3,66 +3,27 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 
-import pytest
+from daemon_site import person, start_daemon, with_sections
 from mqtt_support import Listener
 
 from facegate.config import FacegateConfig, parse_config
-from facegate.daemon.app import FacegateDaemon
 from facegate.daemon.topics import DoorTopics
 
 TOPICS = DoorTopics("facegate", "front_door")
-
-
-def _person(lfw_images: Path, name: str, n: int) -> list[Path]:
-    return sorted((lfw_images / name).glob("*.jpg"))[:n]
-
-
-@pytest.fixture
-def site(tmp_path: Path, mqtt_broker, exact_model_dir: Path, lfw_images: Path) -> FacegateConfig:
-    """A data dir with one enrolled person, and a config pointing at the test broker."""
-    from facegate.enrollment.enroll import enroll
-    from facegate.enrollment.loading import load_tools
-    from facegate.storage.registry import open_registry
-
-    config = parse_config(
-        {
-            "storage": {"data_dir": str(tmp_path / "data")},
-            "model": {"path": str(exact_model_dir)},
-            "mqtt": {"host": mqtt_broker.host, "port": mqtt_broker.port},
-            "source": {"kind": "none"},
-            "lockout": {"max_failures": 3},
-            "enrollment": {"duplicate_similarity": 0.99999},
-            "heartbeat": {"interval_s": 1},
-        }
-    )
-    registry = open_registry(config.storage)
-    pipeline, model = load_tools(registry, config)
-    enroll(registry, pipeline, model, "Ada", _person(lfw_images, "Colin_Powell", 4), config)
-    registry.close()
-    return config
-
-
-def _start(config: FacegateConfig) -> tuple[FacegateDaemon, threading.Thread]:
-    daemon = FacegateDaemon(config)
-    thread = threading.Thread(target=daemon.run, daemon=True)
-    thread.start()
-    assert daemon.ready.wait(60), "the daemon did not become ready"
-    return daemon, thread
 
 
 def test_grant_deny_events_and_access_log(site: FacegateConfig, mqtt_broker, lfw_images) -> None:
     from facegate.storage.registry import open_registry
 
     watcher = Listener(mqtt_broker, [f"{TOPICS.base}/#", "homeassistant/#"])
-    daemon, thread = _start(site)
+    daemon, thread = start_daemon(site)
     try:
         watcher.wait_for(TOPICS.availability, b"online")
         watcher.wait_for("homeassistant/lock/facegate_front_door/door/config")
-        enrolled = _person(lfw_images, "Colin_Powell", 1)[0].read_bytes()
+        enrolled = person(lfw_images, "Colin_Powell", 1)[0].read_bytes()
         watcher.publish(TOPICS.image, enrolled)
         granted = json.loads(watcher.wait_for(TOPICS.access)[1])
         assert granted["event_type"] == "granted", json.dumps(granted)
@@ -80,7 +41,7 @@ def test_grant_deny_events_and_access_log(site: FacegateConfig, mqtt_broker, lfw
             "decision_id",
             "timestamp",
         }
-        stranger = _person(lfw_images, "George_W_Bush", 1)[0].read_bytes()
+        stranger = person(lfw_images, "George_W_Bush", 1)[0].read_bytes()
         watcher.publish(TOPICS.image, stranger)
         denied = json.loads(watcher.wait_for(TOPICS.access)[1])
         assert denied["event_type"] == "denied"
@@ -109,8 +70,8 @@ def test_grant_deny_events_and_access_log(site: FacegateConfig, mqtt_broker, lfw
 
 def test_lockout_engages_and_survives_restart(site: FacegateConfig, mqtt_broker, lfw_images):
     watcher = Listener(mqtt_broker, [f"{TOPICS.base}/#"])
-    daemon, thread = _start(site)
-    stranger = _person(lfw_images, "George_W_Bush", 1)[0].read_bytes()
+    daemon, thread = start_daemon(site)
+    stranger = person(lfw_images, "George_W_Bush", 1)[0].read_bytes()
     try:
         for _ in range(3):
             watcher.publish(TOPICS.image, stranger)
@@ -122,9 +83,9 @@ def test_lockout_engages_and_survives_restart(site: FacegateConfig, mqtt_broker,
     finally:
         daemon.stop()
         thread.join(30)
-    daemon, thread = _start(site)
+    daemon, thread = start_daemon(site)
     try:
-        watcher.publish(TOPICS.image, _person(lfw_images, "Colin_Powell", 1)[0].read_bytes())
+        watcher.publish(TOPICS.image, person(lfw_images, "Colin_Powell", 1)[0].read_bytes())
         event = json.loads(watcher.wait_for(TOPICS.access)[1])
         assert event["event_type"] == "locked_out"
     finally:
@@ -141,8 +102,8 @@ def test_broker_outage_loses_no_decision(
 
     frames = tmp_path / "frames"
     frames.mkdir()
-    for i, person in enumerate(["Colin_Powell", "George_W_Bush", "Tony_Blair"]):
-        (frames / f"{i}.jpg").write_bytes(_person(lfw_images, person, 1)[0].read_bytes())
+    for i, name in enumerate(["Colin_Powell", "George_W_Bush", "Tony_Blair"]):
+        (frames / f"{i}.jpg").write_bytes(person(lfw_images, name, 1)[0].read_bytes())
     config = parse_config(
         {
             "storage": {"data_dir": str(tmp_path / "data")},
@@ -155,7 +116,7 @@ def test_broker_outage_loses_no_decision(
         }
     )
     watcher = Listener(persistent_broker, [TOPICS.access], client_id="outage-watcher")
-    daemon, thread = _start(config)
+    daemon, thread = start_daemon(config)
     received: list[str] = []
     try:
         for _ in range(2):
@@ -186,20 +147,12 @@ def test_broker_outage_loses_no_decision(
     assert unique == logged
 
 
-def _with(config: FacegateConfig, **sections: dict) -> FacegateConfig:
-    data = config.model_dump(mode="json")
-    for name, values in sections.items():
-        data[name] = {**data.get(name, {}), **values}
-    data["mqtt"]["password"] = ""
-    return parse_config(data)
-
-
 def test_remote_unlock_and_failing_actuator(site: FacegateConfig, mqtt_broker, lfw_images) -> None:
     from facegate.storage.registry import open_registry
 
-    config = _with(site, actuator={"kind": "command", "command": ["/bin/false"]})
+    config = with_sections(site, actuator={"kind": "command", "command": ["/bin/false"]})
     watcher = Listener(mqtt_broker, [f"{TOPICS.base}/#"])
-    daemon, thread = _start(config)
+    daemon, thread = start_daemon(config)
     try:
         watcher.wait_for(TOPICS.lock_state, b"LOCKED")
         watcher.publish(TOPICS.lock_command, "UNLOCK")
@@ -207,14 +160,16 @@ def test_remote_unlock_and_failing_actuator(site: FacegateConfig, mqtt_broker, l
         # The relay program failed: the door stays shut and the log says so.
         assert (event["event_type"], event["reason"]) == ("denied", "error")
         assert event["trigger"] == {"kind": "home_assistant", "source": "lock"}
-        watcher.publish(TOPICS.image, _person(lfw_images, "Colin_Powell", 1)[0].read_bytes())
+        watcher.publish(TOPICS.image, person(lfw_images, "Colin_Powell", 1)[0].read_bytes())
         event = json.loads(watcher.wait_for(TOPICS.access)[1])
         assert (event["event_type"], event["reason"], event["user"]) == ("denied", "error", "Ada")
     finally:
         daemon.stop()
         thread.join(30)
-    config = _with(site, actuator={"kind": "command", "command": ["/bin/true"], "pulse_s": 0.2})
-    daemon, thread = _start(config)
+    config = with_sections(
+        site, actuator={"kind": "command", "command": ["/bin/true"], "pulse_s": 0.2}
+    )
+    daemon, thread = start_daemon(config)
     try:
         watcher.publish(TOPICS.lock_command, "UNLOCK")
         event = json.loads(watcher.wait_for(TOPICS.access)[1])
@@ -234,10 +189,10 @@ def test_remote_unlock_and_failing_actuator(site: FacegateConfig, mqtt_broker, l
 def test_captures_stay_off_unless_enabled(site: FacegateConfig, mqtt_broker, lfw_images) -> None:
     import stat
 
-    face = _person(lfw_images, "Colin_Powell", 1)[0].read_bytes()
+    face = person(lfw_images, "Colin_Powell", 1)[0].read_bytes()
     watcher = Listener(mqtt_broker, [f"{TOPICS.base}/#", "homeassistant/image/#"])
     for capture in ({}, {"enabled": True}, {"enabled": True, "publish": True}):
-        daemon, thread = _start(_with(site, capture=capture))
+        daemon, thread = start_daemon(with_sections(site, capture=capture))
         try:
             _, payload, _ = watcher.wait_for(
                 "homeassistant/image/facegate_front_door/last_capture/config"
@@ -302,9 +257,9 @@ def test_enrollment_while_running_is_picked_up(
     from facegate.enrollment.loading import load_tools
     from facegate.storage.registry import open_registry
 
-    newcomer = _person(lfw_images, "Tony_Blair", 3)
+    newcomer = person(lfw_images, "Tony_Blair", 3)
     watcher = Listener(mqtt_broker, [TOPICS.access])
-    daemon, thread = _start(_with(site, lockout={"enabled": False}))
+    daemon, thread = start_daemon(with_sections(site, lockout={"enabled": False}))
     try:
         watcher.publish(TOPICS.image, newcomer[0].read_bytes())
         assert json.loads(watcher.wait_for(TOPICS.access)[1])["event_type"] == "denied"
