@@ -29,7 +29,8 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 LFW_PEOPLE = 5749
 LFW_IMAGES = 13233
 IMPORT_RECORD = "lfw_import.json"
-_LFW_FILE = re.compile(r"^(?P<name>.+)_(?P<index>\d{4})\.jpg$")
+# An LFW image file name: ``<Name>_<iiii>.jpg``.
+LFW_FILE = re.compile(r"^(?P<name>.+)_(?P<index>\d{4})\.jpg$")
 
 
 @dataclass(frozen=True)
@@ -271,7 +272,7 @@ def _safe_extract(tarball: Path, into: Path) -> None:
 def _find_tree(root: Path) -> Path:
     """The folder holding the person folders: ``root`` itself or its single sub-folder."""
     subdirs = [p for p in root.iterdir() if p.is_dir()]
-    looks_like_people = any(_LFW_FILE.match(f.name) for d in subdirs[:20] for f in d.iterdir())
+    looks_like_people = any(LFW_FILE.match(f.name) for d in subdirs[:20] for f in d.iterdir())
     if looks_like_people:
         return root
     for name in ("lfw", "lfw-deepfunneled", "lfw_funneled"):
@@ -310,7 +311,7 @@ def _check_layout(tree: Path) -> dict[str, list[Path]]:
             continue
         images = sorted(person.iterdir())
         for img in images:
-            match = _LFW_FILE.match(img.name)
+            match = LFW_FILE.match(img.name)
             if not img.is_file() or match is None or match["name"] != person.name:
                 raise DataError(f"{img}: not LFW layout (expected {person.name}_<iiii>.jpg)")
             with img.open("rb") as fh:

@@ -113,8 +113,12 @@ def best_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float
 
 def make_folds(labels: np.ndarray, n_folds: int = 10) -> np.ndarray:
     """Deterministic stratified fold ids (N,) int: the k-th genuine and k-th impostor pair
-    (in list order) go to fold ``k % n_folds``, so every fold has both classes evenly."""
+    (in list order) go to fold ``k % n_folds``, so every fold has both classes evenly.
+
+    With fewer pairs of a class than ``n_folds``, that count of folds is used instead.
+    """
     y = np.asarray(labels).ravel().astype(bool)
+    n_folds = max(1, min(n_folds, int(y.sum()), int((~y).sum())))
     folds = np.empty(y.size, dtype=np.int64)
     for cls in (True, False):
         idx = np.flatnonzero(y == cls)
@@ -166,10 +170,10 @@ def cross_validated_accuracy(
 
 def verification_report(
     scores: np.ndarray, labels: np.ndarray, folds: np.ndarray, threshold: float
-) -> dict[str, float | int]:
+) -> dict[str, float | int | None]:
     """The standard numbers for one pair set, as a JSON-ready dict (rates in [0, 1])."""
     s, y = _check(scores, labels)
-    cv = cross_validated_accuracy(s, y, folds)
+    cv = cross_validated_accuracy(s, y, folds) if np.unique(folds).size >= 2 else None
     accepted = s >= threshold
     return {
         "pairs": int(s.size),
@@ -179,8 +183,9 @@ def verification_report(
         "accuracy": accuracy_at(s, y, threshold),
         "far": float(accepted[~y].mean()),
         "frr": float((~accepted[y]).mean()),
-        "best_accuracy": cv.accuracy,
-        "best_accuracy_std": cv.std,
+        # None when the pairs are too few for two folds with both classes.
+        "best_accuracy": cv.accuracy if cv else None,
+        "best_accuracy_std": cv.std if cv else None,
         "auc": auc(s, y),
         "eer": eer(s, y),
         "tar_at_far_1e2": tar_at_far(s, y, 1e-2),
