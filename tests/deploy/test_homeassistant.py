@@ -135,7 +135,7 @@ def test_esphome_doorbell_speaks_only_the_trigger() -> None:
     config = _load("doorbell.esphome.yaml")
     mqtt = config["mqtt"]
     assert mqtt["username"] == "doorbell" and mqtt["password"].startswith("<secret")
-    assert mqtt["discovery"] is False
+    assert mqtt["discovery"] is False and mqtt["discover_ip"] is False
     for silent in ("birth_message", "will_message", "shutdown_message", "log_topic"):
         assert silent in mqtt and mqtt[silent] is None, silent
     (button,) = config["binary_sensor"]
