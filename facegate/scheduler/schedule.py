@@ -87,6 +87,11 @@ def first_run(
     return None
 
 
+def job_options(config: SchedulerConfig) -> dict[str, Any]:
+    """The options every job gets: no overlap, missed runs coalesced, a misfire grace time."""
+    return {"coalesce": True, "max_instances": 1, "misfire_grace_time": int(config.misfire_grace_s)}
+
+
 def build_scheduler(
     config: FacegateConfig, context: JobContext, catch_up_delay_s: float = CATCH_UP_DELAY_S
 ) -> BackgroundScheduler:
@@ -95,14 +100,8 @@ def build_scheduler(
 
     sched = config.scheduler
     timezone = _timezone(config)
-    scheduler = BackgroundScheduler(
-        timezone=timezone,
-        job_defaults={
-            "coalesce": True,
-            "max_instances": 1,
-            "misfire_grace_time": int(sched.misfire_grace_s),
-        },
-    )
+    options = job_options(sched)
+    scheduler = BackgroundScheduler(timezone=timezone, job_defaults=options)
     if not sched.enabled:
         logger.info("scheduler disabled: no maintenance jobs")
         return scheduler
@@ -116,7 +115,7 @@ def build_scheduler(
             continue
         run = last.get(name)
         start = first_run(text, trigger, run.started_at if run else None, now, catch_up_delay_s)
-        options: dict[str, Any] = {"next_run_time": start} if start is not None else {}
+        when: dict[str, Any] = {"next_run_time": start} if start is not None else {}
         scheduler.add_job(
             run_job,
             trigger,
@@ -125,6 +124,7 @@ def build_scheduler(
             name=name,
             replace_existing=True,
             **options,
+            **when,
         )
         logger.info("job %s scheduled: %s", name, text)
     from apscheduler.triggers.interval import IntervalTrigger
@@ -136,6 +136,7 @@ def build_scheduler(
         id=MODEL_WATCH_ID,
         name=MODEL_WATCH_ID,
         replace_existing=True,
+        **options,
     )
     return scheduler
 

@@ -139,6 +139,7 @@ def fine_tune(job: dict[str, Any]) -> dict[str, Any]:
     )
     scores = np.asarray(siamese.predict([pixels[a], pixels[b]], verbose=0)).ravel()
     threshold = weighted_threshold(scores, y, sched.far_weight)
+    logger.info("fine-tuned: %d pairs, %d epochs", len(y), sched.retrain_epochs)
     training = {
         "base_model": base.manifest.sha256,
         "recipe": "seed: pairs, binary cross-entropy, Adam",
@@ -167,6 +168,7 @@ def fine_tune(job: dict[str, Any]) -> dict[str, Any]:
         weights_dtype=base.manifest.training.get("weights_dtype", "float32"),
     )
     candidate = load_model_dir(Path(job["out_dir"]))
+    logger.info("evaluating old and new")
     lfw_pairs = lfw_devtest_pairs(sched.lfw_dir, sched.retrain_lfw_pairs)
     base = load_model_dir(Path(job["base_model"]))  # the fit changed the in-memory copy
     evaluation = evaluate_models({"old": base, "new": candidate}, split, lfw_pairs, config)
@@ -182,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     # the parent enforces the wall-clock limit.
     cpu_s = sched["retrain_time_limit_s"] * (sched["retrain_threads"] + 2)
     apply_limits(sched["retrain_memory_mb"], cpu_s)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     result = fine_tune(job)
     tmp = Path(job["result"]).with_suffix(".tmp")
     tmp.write_text(json.dumps(result), encoding="utf-8")
