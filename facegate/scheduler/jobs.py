@@ -56,7 +56,8 @@ class JobContext:
     changed galleries or the active model (the daemon reloads its verifier: the active model
     if it changed, then its gallery); ``health(kind, message)`` publishes a health event;
     ``pipeline`` builds a face pipeline for the gallery self-update (None: built from the
-    config); ``writes`` serialises the jobs that write galleries or switch models.
+    config); ``writes`` serialises the jobs that write galleries or switch models; setting
+    ``stopping`` (the daemon's stop event) stops a running retrain's training process.
     """
 
     registry: Registry
@@ -66,6 +67,7 @@ class JobContext:
     health: HealthCallback = _no_health
     pipeline: Callable[[], Any] | None = None
     writes: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,12 @@ def retrain_job(context: JobContext) -> JobOutcome:
     from facegate.scheduler.retrain import retrain
 
     model = active_model(context)
-    result = retrain(context.registry, context.config, model, lock=context.writes)
+
+    def poll() -> None:
+        if context.stopping.is_set():
+            raise ModelError("retrain stopped: the service is shutting down")
+
+    result = retrain(context.registry, context.config, model, poll=poll, lock=context.writes)
     if result.version is None:
         return JobOutcome("skipped", result.message)
     if result.version.active:

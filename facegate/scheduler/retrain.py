@@ -245,10 +245,13 @@ def evaluate_models(
     split: SiteSplit,
     lfw: LfwPairs | None,
     config: FacegateConfig,
+    lfw_crops: dict[Any, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Benchmarks of each named model on the same pairs: name -> benchmark -> numbers.
 
-    LFW pairs are kept only where every model's crops of both images were found.
+    LFW pairs are kept only where the crops of both images were found for every crop layout
+    in ``lfw_crops`` (AlignSpec -> (crops, found), filled here; pass one dict to evaluate
+    models in separate calls on the same pairs).
     """
     far_weight = config.scheduler.far_weight
     out: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in models}
@@ -258,7 +261,7 @@ def evaluate_models(
             threshold = door_thresholds(config, model.manifest).detection
             out[name][SITE_BENCHMARK] = benchmark(scores, labels, threshold, far_weight)
     if lfw is not None:
-        crops: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
+        crops = {} if lfw_crops is None else lfw_crops
         for model in models.values():
             spec = model.manifest.align_spec
             if spec not in crops:

@@ -119,6 +119,11 @@ def fine_tune(job: dict[str, Any]) -> dict[str, Any]:
         split = SiteSplit(
             data["train_crops"], data["train_labels"], data["held_crops"], data["held_labels"]
         )
+    # The old model is scored first: the fit below changes it in memory.
+    lfw_pairs = lfw_devtest_pairs(sched.lfw_dir, sched.retrain_lfw_pairs)
+    lfw_crops: dict[Any, Any] = {}
+    old = evaluate_models({"old": base}, split, lfw_pairs, config, lfw_crops)
+    logger.info("evaluated the active model")
     spec = base.manifest.align_spec
     extra = _lfw_negatives(config, spec, sched.retrain_negatives)
     images = np.concatenate([split.train_crops, extra]) if len(extra) else split.train_crops
@@ -168,10 +173,9 @@ def fine_tune(job: dict[str, Any]) -> dict[str, Any]:
         weights_dtype=base.manifest.training.get("weights_dtype", "float32"),
     )
     candidate = load_model_dir(Path(job["out_dir"]))
-    logger.info("evaluating old and new")
-    lfw_pairs = lfw_devtest_pairs(sched.lfw_dir, sched.retrain_lfw_pairs)
-    base = load_model_dir(Path(job["base_model"]))  # the fit changed the in-memory copy
-    evaluation = evaluate_models({"old": base, "new": candidate}, split, lfw_pairs, config)
+    logger.info("evaluating the candidate")
+    new = evaluate_models({"new": candidate}, split, lfw_pairs, config, lfw_crops)
+    evaluation = {"old": old["old"], "new": new["new"]}
     return {"model_dir": job["out_dir"], "training": training, "evaluation": evaluation}
 
 

@@ -136,8 +136,8 @@ def _retrain_config(site: Site, lfw_root: Path) -> FacegateConfig:
     data = site.config.model_dump()
     data["scheduler"].update(
         retrain_epochs=1,
-        retrain_negatives=12,
-        retrain_lfw_pairs=12,
+        retrain_negatives=8,
+        retrain_lfw_pairs=8,
         lfw_dir=lfw_root,
         retrain_time_limit_s=300.0,
         retrain_memory_mb=6144,
@@ -207,3 +207,24 @@ def test_retrain_runs_while_verification_keeps_answering(
     models_dir = Path(site.registry.data_dir) / "models"
     assert not list(models_dir.glob(".retrain-*"))
     assert Path(candidate.path).is_dir()
+
+
+def test_stopping_the_service_stops_a_retrain(site: Site, lfw_root: Path) -> None:
+    config = _retrain_config(site, lfw_root)
+    health: list[tuple[str, str]] = []
+    context = JobContext(
+        registry=site.registry,
+        config=config,
+        model=lambda: site.model,
+        health=lambda kind, message: health.append((kind, message)),
+    )
+    timer = threading.Timer(1.0, context.stopping.set)
+    timer.start()
+    started = time.monotonic()
+    run = run_job("retrain", context)
+    timer.join()
+    assert time.monotonic() - started < 30
+    assert run.outcome == "failed" and "shutting down" in run.message
+    assert [kind for kind, _ in health] == ["job_failed"]
+    assert len(site.registry.list_models()) == 1  # no candidate, the active model untouched
+    assert not list((Path(site.registry.data_dir) / "models").glob(".retrain-*"))
