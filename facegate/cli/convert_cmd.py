@@ -45,11 +45,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cmd.add_argument("--work", type=Path, default=Path("dlib_work"), help="cache directory")
     cmd.add_argument("--dat", type=Path, default=None, help="the source .dat (for its sha256)")
     cmd.add_argument("--weights-dtype", choices=["float16", "float32"], default="float16")
+    cmd.add_argument(
+        "--no-flip",
+        dest="flip",
+        action="store_false",
+        help="plain dlib_resnet instead of dlib_resnet_flip (mirror-averaged embeddings)",
+    )
     cmd.add_argument("--template-images", type=int, default=400)
     cmd.add_argument("--verify-images", type=int, default=32)
-    cmd.add_argument("--target-far", type=float, default=1e-3, help="gallery FAR to calibrate for")
     cmd.add_argument(
-        "--pair-far", type=float, default=1e-2, help="per-comparison FAR to calibrate for"
+        "--target-far", type=float, default=1e-3, help="FAR per gallery verification to allow"
+    )
+    cmd.add_argument(
+        "--pair-far",
+        type=float,
+        default=1e-3,
+        help="FAR per comparison for the detection threshold",
     )
     cmd.add_argument("--seed", type=int, default=0)
     cmd.set_defaults(handler=run_convert)
@@ -71,19 +82,54 @@ def _lfw_paths(root: Path, people: list[str], images: dict[str, tuple[Path, ...]
     return [p for name in people for p in images[name]]
 
 
+def _cached_embeddings(cache: Path, paths: list[Path], crop: Any, embedder: Any) -> tuple[Any, Any]:
+    """Embeddings and "face found" flags of ``paths``, from ``cache`` when it exists."""
+    import numpy as np
+
+    from facegate.training import head
+
+    if cache.is_file():
+        data = np.load(cache)
+        return data["embeddings"], data["found"]
+    embeddings, found = head.embed_images(paths, crop, embedder.embed)
+    np.savez(cache, embeddings=embeddings, found=found)
+    return embeddings, found
+
+
+def _operating_points(
+    embeddings: Any, labels: Any, cal_idx: Any, cal_scores: Any, cal: Any, scorer: Any
+) -> list[dict[str, Any]]:
+    """Gallery FAR/FRR on the calibration people for a few (detection, verification) pairs."""
+    from facegate.training import calibrate
+
+    points = []
+    for pair_far in (1e-2, 3e-3, 1e-3):
+        detection = calibrate.threshold_at_far(cal_scores[cal.labels == 0], pair_far)
+        trials = calibrate.simulate_galleries(
+            embeddings[cal_idx], labels[cal_idx], scorer.scores, detection, seed=1
+        )
+        point: dict[str, Any] = {"pair_far_target": pair_far, "detection": round(detection, 6)}
+        for share in (0.3, 0.5, 0.7, 1.0):
+            far, frr = trials.rates(share)
+            point[f"verification_{share:.1f}"] = {"far": far, "frr": frr}
+        points.append(point)
+    return points
+
+
 def run_convert(args: argparse.Namespace, config: FacegateConfig) -> int:
     """Handler of ``facegate convert-dlib``."""
     import numpy as np
 
-    from facegate.face.detect import FaceDetector
     from facegate.face.image_io import load_image
+    from facegate.face.pipeline import FacePipeline
     from facegate.face.types import AlignSpec
     from facegate.model.bundle import save_model_dir, sha256_file
     from facegate.model.embedder import TensorFlowEmbedder
     from facegate.model.manifest import Thresholds
-    from facegate.model.resnet import INPUT_SIZE, PREPROCESSING
+    from facegate.model.resnet import INPUT_SIZE, PREPROCESSING, with_flip_average
     from facegate.model.siamese import CLASSIFIER_LAYER, make_siamese
     from facegate.training import calibrate, head
+    from facegate.training.datasets import labelled_crop
     from facegate.training.dlib_convert import (
         DLIB_LICENCE,
         DLIB_MODEL_SHA256,
@@ -128,28 +174,28 @@ def run_convert(args: argparse.Namespace, config: FacegateConfig) -> int:
     )
 
     # 2. The template: facegate's landmarks mapped into dlib's chips (training people only).
-    detector = FaceDetector(config.face.detector, config.face.min_detection_score)
+    # The same pipeline and labelled-face rule as ``facegate evaluate`` (no refinement).
+    # Template fitting uses only its detector; the spec is a placeholder until fitted.
+    pipeline = FacePipeline(config.face, AlignSpec(size=INPUT_SIZE, template=((0, 0), (1, 0))))
     sample = rng.choice(len(paths), size=args.template_images, replace=False)
-    points = [chip_landmarks(load_image(paths[i]), reference, detector) for i in sample]
+    points = [chip_landmarks(load_image(paths[i]), reference, pipeline) for i in sample]
     fit = fit_template([p for p in points if p is not None])
     logger.info("template %s (spread %s px, %d faces)", fit.template, fit.spread, fit.faces)
-    spec = AlignSpec(size=INPUT_SIZE, template=fit.template)
+    pipeline = FacePipeline(config.face, AlignSpec(size=INPUT_SIZE, template=fit.template))
 
     # 3. Embed every training image with facegate's own pipeline (cached).
+    arch = "dlib_resnet_flip" if args.flip else "dlib_resnet"
+    if args.flip:
+        tower = with_flip_average(tower)
     embedder = TensorFlowEmbedder(tower, PREPROCESSING)
 
     def crop(rgb: np.ndarray) -> tuple[np.ndarray, bool]:
-        return head.crop_lfw_face(rgb, detector, spec)
+        return labelled_crop(pipeline, rgb)
 
-    cache = (
-        work / f"train_{args.weights_dtype}_{identity_checksum(map(str, fit.template))[:12]}.npz"
-    )
-    if cache.is_file():
-        data = np.load(cache)
-        embeddings, found = data["embeddings"], data["found"]
-    else:
-        embeddings, found = head.embed_images(paths, crop, embedder.embed)
-        np.savez(cache, embeddings=embeddings, found=found)
+    key = identity_checksum([arch, args.weights_dtype, "labelled_crop", *map(str, fit.template)])[
+        :12
+    ]
+    embeddings, found = _cached_embeddings(work / f"train_{key}.npz", paths, crop, embedder)
     logger.info("training images: %d, no face in %d", len(paths), int((~found).sum()))
 
     # 4. Head on 80 % of the people; thresholds on the other 20 %.
@@ -179,6 +225,7 @@ def run_convert(args: argparse.Namespace, config: FacegateConfig) -> int:
     verification, table = calibrate.choose_verification(trials, args.target_far)
     gallery_far, gallery_frr = trials.rates(verification)
     thresholds = Thresholds(detection=round(detection, 6), verification=verification)
+    operating_points = _operating_points(embeddings, labels, cal_idx, cal_scores, cal, scorer)
 
     # 5. The Siamese model around the tower, the head's weights in its classifier.
     siamese = make_siamese(tower)
@@ -188,7 +235,9 @@ def run_convert(args: argparse.Namespace, config: FacegateConfig) -> int:
     if args.evaluate is not None:
         pairs = parse_pairs(args.evaluate)
         files = sorted({p for pair in pairs.pairs for p in pair.paths(args.lfw)})
-        eval_emb, eval_found = head.embed_images(files, crop, embedder.embed)
+        eval_emb, eval_found = _cached_embeddings(
+            work / f"eval_{Path(args.evaluate).stem}_{key}.npz", files, crop, embedder
+        )
         row = {p: i for i, p in enumerate(files)}
         a = np.array([row[pair.paths(args.lfw)[0]] for pair in pairs.pairs])
         b = np.array([row[pair.paths(args.lfw)[1]] for pair in pairs.pairs])
@@ -197,6 +246,11 @@ def run_convert(args: argparse.Namespace, config: FacegateConfig) -> int:
         report = verification_report(scores, y, np.arange(len(y)) % 10, thresholds.detection)
         report["no_face"] = int((~eval_found).sum())
         report["accuracy_at_0.5"] = float(np.mean((scores >= 0.5) == y))
+        for point in operating_points:
+            accepted = scores >= point["detection"]
+            report[f"accuracy_at_pair_far_{point['pair_far_target']:g}"] = float(
+                np.mean(accepted == y)
+            )
         report["euclidean"] = verification_report(
             -np.linalg.norm(eval_emb[a] - eval_emb[b], axis=1), y, np.arange(len(y)) % 10, -0.6
         )
@@ -242,6 +296,7 @@ def run_convert(args: argparse.Namespace, config: FacegateConfig) -> int:
             "gallery_sizes": list(trials.gallery_sizes),
             "gallery_trials": int(trials.genuine.size),
             "verification_table": table,
+            "operating_points": operating_points,
             "head_report": head_report,
             "euclidean_report": euclid_report,
         },
@@ -250,8 +305,8 @@ def run_convert(args: argparse.Namespace, config: FacegateConfig) -> int:
     manifest = save_model_dir(
         siamese,
         args.out,
-        name=DEFAULT_NAME,
-        arch="dlib_resnet",
+        name=DEFAULT_NAME + ("-flip" if args.flip else ""),
+        arch=arch,
         template=fit.template,
         preprocessing=PREPROCESSING,
         thresholds=thresholds,

@@ -299,14 +299,16 @@ def chip_landmarks(
 ) -> np.ndarray | None:
     """facegate's landmarks of the central face mapped into dlib's chip, in [0, 1]: (K, 2).
 
-    None when either dlib or facegate's detector finds no face.
+    ``detector`` has ``detect(rgb) -> list[Detection]`` (a FacePipeline or FaceDetector);
+    None when either dlib or facegate finds no face.
     """
-    from facegate.training.head import nearest_centre
+    from facegate.face.pipeline import nearest_centre
 
     shape = reference.shape(rgb)
-    det = nearest_centre(detector.detect(rgb), *rgb.shape[:2])
-    if shape is None or det is None:
+    detections = detector.detect(rgb)
+    if shape is None or not detections:
         return None
+    det = nearest_centre(detections, *rgb.shape[:2])
     matrix = reference.chip_transform(shape)
     mapped = det.landmarks[:points].astype(np.float64) @ matrix[:, :2].T + matrix[:, 2]
     # Chip pixel centres run 0..149; the template's [0, 1] spans the crop's edges (0..150).

@@ -12,11 +12,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-
-from facegate.face.types import AlignSpec
 
 logger = logging.getLogger(__name__)
 
@@ -44,31 +41,6 @@ class PairSet:
         return int(self.labels.size)
 
 
-def nearest_centre(detections: Sequence[Any], height: int, width: int) -> Any | None:
-    """The detection whose box centre is nearest the image centre (LFW's labelled face)."""
-    if not detections:
-        return None
-    cx, cy = width / 2.0, height / 2.0
-
-    def distance(det: Any) -> float:
-        x0, y0, x1, y1 = det.box
-        return ((x0 + x1) / 2.0 - cx) ** 2 + ((y0 + y1) / 2.0 - cy) ** 2
-
-    return min(detections, key=distance)
-
-
-def crop_lfw_face(rgb: np.ndarray, detector: Any, spec: AlignSpec) -> tuple[np.ndarray, bool]:
-    """Aligned (S, S, 3) uint8 crop of the face nearest the centre, and whether one was found.
-
-    Without a detection the typical LFW landmarks are used (the evaluation's centre crop).
-    """
-    from facegate.face.align import align_face, fallback_landmarks
-
-    det = nearest_centre(detector.detect(rgb), *rgb.shape[:2])
-    landmarks = det.landmarks if det is not None else fallback_landmarks(*rgb.shape[:2])
-    return align_face(rgb, landmarks, spec), det is not None
-
-
 def embed_images(
     paths: Sequence[Path],
     crop: Callable[[np.ndarray], tuple[np.ndarray, bool]],
@@ -77,8 +49,9 @@ def embed_images(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(N, D) float32 embeddings of image files, and (N,) bool "a face was detected".
 
-    ``crop`` turns an RGB image into an aligned crop; ``embed`` maps (B, S, S, 3) uint8 crops
-    to (B, D) embeddings.
+    ``crop`` turns an RGB image into (aligned crop, face found), e.g.
+    ``facegate.training.datasets.labelled_crop`` over a pipeline; ``embed`` maps (B, S, S, 3)
+    uint8 crops to (B, D) embeddings.
     """
     from facegate.face.image_io import load_image
 

@@ -72,3 +72,14 @@ def test_registered_as_dlib_resnet() -> None:
     siamese = spec.build_siamese()
     out = siamese.predict([np.zeros((2, 150, 150, 3), np.float32)] * 2, verbose=0)
     assert out.shape == (2, 1)
+
+
+def test_flip_average_is_the_mean_of_both_mirrors(tower) -> None:
+    from facegate.model.resnet import base_tower, with_flip_average
+
+    wrapped = with_flip_average(tower)
+    assert base_tower(wrapped) is tower
+    assert base_tower(tower) is tower
+    x = np.random.default_rng(0).normal(size=(2, 150, 150, 3)).astype(np.float32)
+    expected = (np.asarray(tower(x)) + np.asarray(tower(x[:, :, ::-1].copy()))) / 2
+    np.testing.assert_allclose(np.asarray(wrapped(x)), expected, atol=1e-5)
