@@ -53,6 +53,8 @@ class Request:
     received: float
     image: bytes | None = None
     unlock: bool = False
+    # The frame in which motion was seen: the first frame of its burst.
+    frame: Frame | None = None
 
 
 class DoorController:
@@ -193,7 +195,7 @@ class DoorController:
         if not result.triggered:
             return None
         self._stats.count("triggers_motion")
-        return Request(Trigger("motion"), time.monotonic())
+        return Request(Trigger("motion"), time.monotonic(), frame=frame)
 
     def handle(self, request: Request) -> AccessEvent | None:
         """Decide one request end to end; returns the event recorded (None for bad input)."""
@@ -218,7 +220,7 @@ class DoorController:
         if request.image is not None:
             frames, max_frames = self._image_frames(request), 1
         else:
-            frames, max_frames = self._burst_frames(), cfg.burst_frames
+            frames, max_frames = self._burst_frames(request.frame), cfg.burst_frames
         outcome = self._verifier.judge_burst(frames, cfg.agreement, max_frames, cfg.liveness)
         return outcome.decision, outcome.last_frame
 
@@ -231,12 +233,15 @@ class DoorController:
             raise _BadImageError from err
         yield Frame(image=rgb, timestamp=time.monotonic(), index=0, source="mqtt-image")
 
-    def _burst_frames(self) -> Iterator[Frame]:
-        if self._frames is None:
-            return
+    def _burst_frames(self, first: Frame | None) -> Iterator[Frame]:
         cfg = self.config.decision
         deadline = time.monotonic() + cfg.burst_seconds
         taken = 0
+        if first is not None:
+            taken += 1
+            yield first
+        if self._frames is None:
+            return
         while taken < cfg.burst_frames and not self._stop.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
