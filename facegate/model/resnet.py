@@ -38,6 +38,15 @@ EMBEDDING_DIM = 128
 # dlib's input_rgb_image defaults, as stored in the model file (r, g, b).
 DLIB_MEAN_RGB = (122.782, 117.001, 104.298)
 PREPROCESSING = Preprocessing(scale=1.0 / 256.0, offset=tuple(-m / 256.0 for m in DLIB_MEAN_RGB))
+# Where facegate's BlazeFace keypoints (right eye, left eye, nose tip, mouth centre) fall in
+# dlib's 150x150 chips (get_face_chip_details, padding 0.25), in [0, 1]: the median over 391
+# LFW training faces (``facegate convert-dlib`` refits it and stores it in the manifest).
+DLIB_CHIP_TEMPLATE: tuple[tuple[float, float], ...] = (
+    (0.3128, 0.3101),
+    (0.6833, 0.3144),
+    (0.4957, 0.5404),
+    (0.4958, 0.7214),
+)
 # Blocks per stage, input side to output side: (filters, downsampling first?, blocks).
 STAGES: tuple[tuple[int, bool, int], ...] = (
     (32, False, 3),
@@ -134,7 +143,7 @@ register_architecture(
     make_dlib_resnet,
     input_size=INPUT_SIZE,
     preprocessing=PREPROCESSING,
-    template=None,
+    template=DLIB_CHIP_TEMPLATE,
     description="dlib's face ResNet (29 conv, 150x150, 128-d, Euclidean), 5.6 M parameters",
 )
 
@@ -180,6 +189,6 @@ register_architecture(
     make_dlib_resnet_flip,
     input_size=INPUT_SIZE,
     preprocessing=PREPROCESSING,
-    template=None,
+    template=DLIB_CHIP_TEMPLATE,
     description="dlib_resnet averaging each face with its mirror image (2x compute)",
 )

@@ -83,3 +83,15 @@ def test_flip_average_is_the_mean_of_both_mirrors(tower) -> None:
     x = np.random.default_rng(0).normal(size=(2, 150, 150, 3)).astype(np.float32)
     expected = (np.asarray(tower(x)) + np.asarray(tower(x[:, :, ::-1].copy()))) / 2
     np.testing.assert_allclose(np.asarray(wrapped(x)), expected, atol=1e-5)
+
+
+def test_registry_template_is_the_shipped_one() -> None:
+    """The architecture's default crop is the one fitted to dlib's chips."""
+    from facegate.model.bundle import DEFAULT_MODEL_DIR
+    from facegate.model.manifest import Manifest
+    from facegate.model.resnet import DLIB_CHIP_TEMPLATE
+
+    assert get_architecture("dlib_resnet_flip").default_template() == DLIB_CHIP_TEMPLATE
+    if (DEFAULT_MODEL_DIR / "manifest.json").is_file():
+        shipped = Manifest.read(DEFAULT_MODEL_DIR).template
+        np.testing.assert_allclose(shipped, DLIB_CHIP_TEMPLATE, atol=0.01)
