@@ -94,6 +94,26 @@ def test_lockout_engages_and_survives_restart(site: FacegateConfig, mqtt_broker,
         watcher.close()
 
 
+def test_lockout_expires(site: FacegateConfig, mqtt_broker, lfw_images) -> None:
+    config = with_sections(site, lockout={"max_failures": 2, "duration_minutes": 0.05})
+    watcher = Listener(mqtt_broker, [f"{TOPICS.base}/#"])
+    daemon, thread = start_daemon(config)
+    try:
+        for _ in range(2):
+            watcher.publish(TOPICS.image, person(lfw_images, "George_W_Bush", 1)[0].read_bytes())
+            watcher.wait_for(TOPICS.access)
+        watcher.wait_for(TOPICS.lockout, b"ON")
+        watcher.pending.clear()  # forget the OFF published when the daemon connected
+        watcher.wait_for(TOPICS.lockout, b"OFF", timeout=20)
+        watcher.publish(TOPICS.image, person(lfw_images, "Colin_Powell", 1)[0].read_bytes())
+        event = json.loads(watcher.wait_for(TOPICS.access)[1])
+        assert (event["event_type"], event["user"]) == ("granted", "Ada")
+    finally:
+        daemon.stop()
+        thread.join(30)
+        watcher.close()
+
+
 def test_broker_outage_loses_no_decision(
     tmp_path: Path, persistent_broker, exact_model_dir: Path, lfw_images: Path
 ) -> None:
