@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from scheduler_support import PEOPLE, build_models, person_images
+from scheduler_support import PEOPLE, Site, build_models, enroll_people, site_config
 
-from facegate.config import FacegateConfig, parse_config
-from facegate.storage.registry import Registry, open_registry
+from facegate.storage.registry import open_registry
 
 
 @pytest.fixture(scope="session")
@@ -39,40 +37,6 @@ def pipeline(models: dict[str, Any]) -> Any:
     from facegate.face.pipeline import FacePipeline
 
     return FacePipeline(FaceConfig(), models["exact"].manifest.align_spec)
-
-
-def site_config(tmp_path: Path, model_dir: Path, **scheduler: Any) -> FacegateConfig:
-    """A config with a private data dir, the given model and scheduler settings."""
-    return parse_config(
-        {
-            "storage": {"data_dir": str(tmp_path / "data")},
-            "model": {"path": str(model_dir)},
-            # The untrained tower maps faces close together: only true copies are duplicates.
-            "enrollment": {"duplicate_similarity": 0.99999, "min_images": 3},
-            "scheduler": scheduler,
-        }
-    )
-
-
-@dataclass
-class Site:
-    """An enrolled site: config, registry, the model galleries were enrolled with."""
-
-    config: FacegateConfig
-    registry: Registry
-    model: Any
-    pipeline: Any
-    lfw_images: Path
-
-
-def enroll_people(site: Site, people: tuple[str, ...], count: int, start: int = 0) -> None:
-    """Enroll each LFW person with ``count`` images (names are lower-case surnames)."""
-    from facegate.enrollment.enroll import enroll
-
-    for person in people:
-        name = person.split("_")[-1].lower()
-        files = person_images(site.lfw_images, person, count, start)
-        enroll(site.registry, site.pipeline, site.model, name, files, site.config)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import Site
+from scheduler_support import Site
 
 from facegate.model.manifest import Thresholds
 from facegate.model.scoring import SiameseHead

@@ -11,8 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from conftest import Site
-from scheduler_support import PEOPLE, person_images
+from scheduler_support import PEOPLE, Site, person_images
 
 from facegate.config import FacegateConfig
 from facegate.scheduler.gallery import farthest_point_order, plan_user, refresh_galleries

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import Site
+from scheduler_support import Site
 
 from facegate.scheduler.jobs import JobContext, follow_active_model, run_job
 from facegate.scheduler.promote import promote

@@ -9,8 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import Site, enroll_people
-from scheduler_support import PEOPLE
+from scheduler_support import PEOPLE, Site, enroll_people
 
 from facegate.errors import ModelError, StorageError
 from facegate.scheduler.promote import activate, promote, rollback

@@ -12,8 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import Site
-from scheduler_support import PEOPLE, person_images
+from scheduler_support import PEOPLE, Site, person_images, site_config
 
 from facegate.config import FacegateConfig
 from facegate.errors import ModelError
@@ -117,8 +116,6 @@ def test_site_split_holds_out_per_user(site: Site) -> None:
 
 
 def test_too_little_site_data_is_skipped(tmp_path: Path, model_dirs, models) -> None:
-    from conftest import site_config
-
     from facegate.storage.registry import open_registry
 
     config = site_config(tmp_path, model_dirs["exact"])
