@@ -31,22 +31,13 @@ def _live(args: argparse.Namespace, config: FacegateConfig) -> int:
         source = config.source.model_copy(update={"kind": "camera", "camera": args.camera})
         config = config.model_copy(update={"source": source})
 
-    from facegate.daemon.app import effective_thresholds, refresh_gallery
+    from facegate.daemon.app import build_verifier
     from facegate.daemon.live import run_live
-    from facegate.daemon.verifier import Verifier
-    from facegate.enrollment.loading import load_tools
     from facegate.storage.registry import open_registry
 
     registry = open_registry(config.storage)
     try:
-        pipeline, model = load_tools(registry, config)
-        verifier = Verifier(
-            pipeline,
-            model,
-            effective_thresholds(config, model.manifest.thresholds),
-            config.decision.margin,
-        )
-        refresh_gallery(registry, verifier)
+        verifier = build_verifier(registry, config)
     finally:
         registry.close()
     return run_live(config, verifier)

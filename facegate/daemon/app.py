@@ -75,6 +75,24 @@ def refresh_gallery(registry: Registry, verifier: Verifier) -> int:
     return len(readable)
 
 
+def build_verifier(registry: Registry, config: FacegateConfig) -> Verifier:
+    """Load the active model and a matching face pipeline, record the model in the registry,
+    and load its galleries (embedding any image it has not embedded yet)."""
+    from facegate.enrollment.enroll import register_model
+    from facegate.enrollment.loading import load_tools
+
+    pipeline, model = load_tools(registry, config)
+    register_model(registry, model)
+    verifier = Verifier(
+        pipeline,
+        model,
+        effective_thresholds(config, model.manifest.thresholds),
+        config.decision.margin,
+    )
+    refresh_gallery(registry, verifier)
+    return verifier
+
+
 class FacegateDaemon:
     """One door's long-running service. ``run()`` blocks until ``stop()`` or a signal."""
 
@@ -97,23 +115,12 @@ class FacegateDaemon:
 
     def run(self) -> int:
         """Build, serve until stopped, tear down; returns the exit status."""
-        from facegate.enrollment.enroll import register_model
-        from facegate.enrollment.loading import load_tools
-
         config = self.config
         notifier = SystemdNotifier()
         self._install_signals()
 
         registry = open_registry(config.storage)
-        pipeline, model = load_tools(registry, config)
-        register_model(registry, model)
-        verifier = Verifier(
-            pipeline,
-            model,
-            effective_thresholds(config, model.manifest.thresholds),
-            config.decision.margin,
-        )
-        refresh_gallery(registry, verifier)
+        verifier = build_verifier(registry, config)
 
         controller: DoorController | None = None
 
