@@ -59,6 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--embedding-dim", type=int, default=None, help="compact tower output size")
     p.add_argument("--pairs-per-epoch", type=int, default=8192, help="identity mode")
     p.add_argument(
+        "--val-pairs", type=int, default=2000, help="identity mode: validation pairs (fixed draw)"
+    )
+    p.add_argument(
         "--val-fraction",
         type=float,
         default=0.1,
@@ -107,6 +110,7 @@ def run_train(args: argparse.Namespace, config: FacegateConfig) -> int:
         patience=args.patience,
         val_fraction=args.val_fraction,
         pairs_per_epoch=args.pairs_per_epoch,
+        val_pairs=args.val_pairs,
         augment=not args.no_augment,
         input_size=args.input_size,
         embedding_dim=args.embedding_dim,

@@ -39,7 +39,10 @@ def training_curves(history: Mapping[str, Sequence[float]], path: Path, title: s
         if f"val_{key}" in history:
             val = list(history[f"val_{key}"])
             ax.plot(np.arange(1, len(val) + 1), val, marker="o", linestyle="--", label=f"val_{key}")
+    from matplotlib.ticker import MaxNLocator
+
     for ax, label in ((ax_loss, "binary cross-entropy"), (ax_metrics, "metric")):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

@@ -24,7 +24,7 @@ def test_identity_training_writes_a_model_dir(
     argv = [
         "train", "--mode", "identity", "--data", str(data), "--out", str(out),
         "--arch", "compact", "--input-size", "32", "--embedding-dim", "16",
-        "--epochs", "1", "--batch-size", "4", "--pairs-per-epoch", "8",
+        "--epochs", "1", "--batch-size", "4", "--pairs-per-epoch", "8", "--val-pairs", "8",
         "--val-fraction", "0.5", "--exclude-pairs", str(lfw_protocol / "pairsDevTest.txt"),
         "--cache", str(tmp_path / "cache"), "--eager",
     ]  # fmt: skip
