@@ -11,7 +11,10 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+
+import numpy as np
 
 from facegate.config import FacegateConfig, mqtt_password
 from facegate.daemon.actuators import make_actuator
@@ -25,6 +28,8 @@ from facegate.daemon.topics import DoorTopics
 from facegate.daemon.verifier import Verifier
 from facegate.errors import StorageError
 from facegate.model.manifest import Thresholds
+from facegate.scheduler.jobs import JobContext
+from facegate.scheduler.schedule import build_scheduler
 from facegate.storage.registry import Registry, open_registry
 
 logger = logging.getLogger(__name__)
@@ -32,6 +37,8 @@ logger = logging.getLogger(__name__)
 # How long start-up waits for the broker before declaring itself ready anyway: decisions are
 # queued in the outbox meanwhile, so a broker outage must not keep the door from working.
 BROKER_WAIT_S = 10.0
+# Gallery crops embedded per model call when (re-)embedding.
+EMBED_BATCH = 64
 # How often the registry is asked (cheaply) whether users or galleries changed.
 GALLERY_POLL_S = 5.0
 # The worker must have looped within this many seconds for the watchdog to be fed.
@@ -55,24 +62,45 @@ def refresh_gallery(registry: Registry, verifier: Verifier) -> int:
     model = verifier.model
     sha = model.manifest.sha256
     missing = registry.images_without_embedding(sha)
-    readable, crops = [], []
-    for image in missing:
-        try:
-            crops.append(registry.read_crop(image))
-            readable.append(image)
-        except StorageError as err:
-            # One lost crop file must not take the whole door down; it stays unembedded.
-            logger.error(
-                "gallery image %d of user %d is unreadable: %s", image.id, image.user_id, err
-            )
-    if readable:
-        import numpy as np
-
-        vectors = model.embed(np.stack(crops))
-        registry.put_embeddings(sha, {img.id: v for img, v in zip(readable, vectors, strict=True)})
-        logger.info("embedded %d gallery images with model %s", len(readable), sha[:12])
+    embedded = 0
+    for first in range(0, len(missing), EMBED_BATCH):
+        readable, crops = [], []
+        for image in missing[first : first + EMBED_BATCH]:
+            try:
+                crops.append(registry.read_crop(image))
+                readable.append(image)
+            except StorageError as err:
+                # One lost crop file must not take the door down; it stays unembedded.
+                logger.error(
+                    "gallery image %d (user %d) unreadable: %s", image.id, image.user_id, err
+                )
+        if readable:
+            vectors = model.embed(np.stack(crops))
+            registry.put_embeddings(sha, dict(zip((i.id for i in readable), vectors, strict=True)))
+            embedded += len(readable)
+    if embedded:
+        logger.info("embedded %d gallery images with model %s", embedded, sha[:12])
     verifier.load_gallery(registry.gallery_matrix(sha))
-    return len(readable)
+    return embedded
+
+
+def follow_registry(registry: Registry, config: FacegateConfig, verifier: Verifier) -> None:
+    """After a job: serve the registry's active model (switching model and gallery together
+    when it changed, refusing files that fail their hash), then reload the gallery."""
+    active = registry.active_model()
+    if active is not None and active.sha256 != verifier.model.manifest.sha256:
+        from facegate.face.pipeline import FacePipeline
+        from facegate.scheduler.promote import embed_missing, load_version
+
+        model = load_version(active, config.model.runtime)
+        embed_missing(registry, model)
+        verifier.swap_model(
+            FacePipeline(config.face, model.manifest.align_spec),
+            model,
+            effective_thresholds(config, model.manifest.thresholds),
+            registry.gallery_matrix(model.manifest.sha256),
+        )
+    refresh_gallery(registry, verifier)
 
 
 def build_verifier(registry: Registry, config: FacegateConfig) -> Verifier:
@@ -142,7 +170,8 @@ class FacegateDaemon:
             capture_enabled=config.capture.publish,
         )
         outbox = OutboxPublisher(registry, link)
-        source = self._make_source(link)
+        health = self._health_publisher(link)
+        source = self._make_source(health)
         controller = DoorController(
             config,
             registry=registry,
@@ -154,11 +183,24 @@ class FacegateDaemon:
             on_queued=outbox.wake,
         )
 
+        scheduler = build_scheduler(
+            config,
+            JobContext(
+                registry=registry,
+                config=config,
+                model=lambda: verifier.model,
+                reload=lambda: follow_registry(registry, config, verifier),
+                health=health,
+                stopping=self.stop_event,
+            ),
+        )
+
         link.start()
         outbox.start()
         if source is not None:
             source.start()
         controller.start()
+        scheduler.start()
         connected = link.wait_connected(BROKER_WAIT_S)
         status = "serving" if connected else "serving; MQTT broker unreachable, queueing events"
         notifier.ready(status)
@@ -191,6 +233,7 @@ class FacegateDaemon:
         finally:
             logger.info("stopping")
             notifier.stopping()
+            scheduler.shutdown(wait=False)
             controller.stop()
             if source is not None:
                 source.stop()
@@ -215,16 +258,20 @@ class FacegateDaemon:
         except (StorageError, ValueError) as err:
             logger.error("gallery reload failed; keeping the previous gallery: %s", err)
 
-    def _make_source(self, link: MqttLink) -> ResilientSource | None:
-        if self.config.source.kind == "none":
-            return None
+    def _health_publisher(self, link: MqttLink) -> Callable[[str, str], None]:
+        """A callback publishing health events (camera lost, job failed) and counting them."""
 
-        def on_health(kind: str, message: str) -> None:
+        def publish(kind: str, message: str) -> None:
             self.stats.count(kind)
             payload = json.dumps({"event": kind, "message": message, "time": _now()})
             link.publish(self.topics.health, payload.encode(), qos=1, retain=False, timeout=1.0)
 
-        return make_source(self.config.source, on_health)
+        return publish
+
+    def _make_source(self, health: Callable[[str, str], None]) -> ResilientSource | None:
+        if self.config.source.kind == "none":
+            return None
+        return make_source(self.config.source, health)
 
     def _heartbeat(self, link, registry, controller, source) -> None:
         try:

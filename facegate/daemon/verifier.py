@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -56,11 +55,34 @@ class BurstOutcome:
     judgements: tuple[FrameJudgement, ...]
 
 
+@dataclass(frozen=True)
+class _Serving:
+    """Everything one frame is judged with; replaced as a whole, never piecemeal."""
+
+    pipeline: FacePipeline
+    model: LoadedModel
+    thresholds: Thresholds
+    index: MatchIndex
+    users: dict[int, User]
+
+
+def _empty_index(model: LoadedModel) -> MatchIndex:
+    return MatchIndex.from_gallery(
+        GalleryMatrix(
+            model_sha256=model.manifest.sha256,
+            vectors=np.zeros((0, model.manifest.embedding_dim), np.float32),
+            user_ids=np.zeros((0,), np.int64),
+            image_ids=np.zeros((0,), np.int64),
+        )
+    )
+
+
 class Verifier:
     """Judges frames against the enrolled galleries of the active model.
 
-    The gallery index can be swapped at any time (after a gallery refresh or a model
-    promotion); a frame is always judged against one consistent index.
+    The gallery (after a refresh) or the whole model with its gallery (after a promotion) can
+    be swapped at any time; a frame, and a burst, is always judged with one consistent model,
+    pipeline, thresholds and gallery: embedding spaces are never mixed.
     """
 
     def __init__(
@@ -70,47 +92,66 @@ class Verifier:
         thresholds: Thresholds,
         margin: float,
     ) -> None:
-        self.pipeline = pipeline
-        self.model = model
-        self.thresholds = thresholds
         self.margin = margin
-        self._lock = threading.Lock()
-        self._index = MatchIndex.from_gallery(
-            GalleryMatrix(
-                model_sha256=model.manifest.sha256,
-                vectors=np.zeros((0, model.manifest.embedding_dim), np.float32),
-                user_ids=np.zeros((0,), np.int64),
-                image_ids=np.zeros((0,), np.int64),
-            )
-        )
-        self._users: dict[int, User] = {}
+        self._state = _Serving(pipeline, model, thresholds, _empty_index(model), {})
+
+    @property
+    def pipeline(self) -> FacePipeline:
+        """The face pipeline in use."""
+        return self._state.pipeline
+
+    @property
+    def model(self) -> LoadedModel:
+        """The model in use."""
+        return self._state.model
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The thresholds in use."""
+        return self._state.thresholds
 
     @property
     def index(self) -> MatchIndex:
         """The gallery index in use."""
-        return self._index
+        return self._state.index
 
     def user(self, user_id: int) -> User | None:
         """The registry record of an indexed user."""
-        return self._users.get(user_id)
+        return self._state.users.get(user_id)
 
     def load_gallery(self, gallery: GalleryMatrix) -> None:
         """Replace the gallery index; refuses embeddings of another model (never mix spaces)."""
-        if gallery.model_sha256 != self.model.manifest.sha256:
+        state = self._state
+        self.swap_model(state.pipeline, state.model, state.thresholds, gallery)
+
+    def swap_model(
+        self,
+        pipeline: FacePipeline,
+        model: LoadedModel,
+        thresholds: Thresholds,
+        gallery: GalleryMatrix,
+    ) -> None:
+        """Switch to ``model`` and its own ``gallery`` in one step."""
+        if gallery.model_sha256 != model.manifest.sha256:
             raise ValueError(
-                f"gallery of model {gallery.model_sha256[:12]} does not match the active model "
-                f"{self.model.manifest.sha256[:12]}"
+                f"gallery of model {gallery.model_sha256[:12]} does not match the model "
+                f"{model.manifest.sha256[:12]}"
             )
         index = MatchIndex.from_gallery(gallery)
-        with self._lock:
-            self._index = index
-            self._users = dict(gallery.users)
-        logger.info("gallery loaded: %d users, %d embeddings", len(index.user_ids), index.size)
+        # One reference assignment: readers see the old state or the new one, never a mix.
+        self._state = _Serving(pipeline, model, thresholds, index, dict(gallery.users))
+        logger.info(
+            "serving model %s: %d users, %d embeddings",
+            model.manifest.sha256[:12],
+            len(index.user_ids),
+            index.size,
+        )
 
-    def judge(self, rgb: np.ndarray) -> FrameJudgement:
+    def judge(self, rgb: np.ndarray, state: _Serving | None = None) -> FrameJudgement:
         """Detect, align, gate, embed and match one (H, W, 3) uint8 RGB frame."""
+        state = state or self._state
         t0 = time.perf_counter()
-        face = self.pipeline.process(rgb)
+        face = state.pipeline.process(rgb)
         t1 = time.perf_counter()
         if face.face is None:
             reason = (
@@ -119,14 +160,10 @@ class Verifier:
                 else DecisionReason.POOR_QUALITY
             )
             return FrameJudgement(FrameVerdict(reason), face, StageTimes(face_ms=(t1 - t0) * 1e3))
-        probe = self.model.embed(face.face.crop[None])[0]
+        probe = state.model.embed(face.face.crop[None])[0]
         t2 = time.perf_counter()
-        index = self._index
-        verdict = judge_frame(
-            match_probe(probe, index, self.model.head, self.thresholds),
-            self.thresholds,
-            self.margin,
-        )
+        match = match_probe(probe, state.index, state.model.head, state.thresholds)
+        verdict = judge_frame(match, state.thresholds, self.margin)
         t3 = time.perf_counter()
         return FrameJudgement(
             verdict, face, StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
@@ -140,13 +177,14 @@ class Verifier:
         With ``liveness``, a grant whose faces are identical or motionless across the burst
         becomes ``no_liveness``.
         """
+        state = self._state
         judge = BurstJudge(agreement, max_frames)
         judged: list[FrameJudgement] = []
         decision: BurstDecision | None = None
         last: Frame | None = None
         for frame in frames:
             last = frame
-            judged.append(self.judge(frame.image))
+            judged.append(self.judge(frame.image, state))
             decision = judge.add(judged[-1].verdict)
             if decision is not None:
                 break
