@@ -421,11 +421,13 @@ def identity_data(
     val_fraction: float = 0.1,
     augment: bool = True,
     seed: int = 0,
+    first_epoch: int = 0,
 ) -> PairData:
     """Balanced pairs from an identity tree, split by identity; fresh training pairs each epoch.
 
     Training pairs are drawn from the training identities by a seeded generator (a new draw
-    every epoch, augmented when ``augment``); validation pairs are one fixed seeded draw from
+    every epoch, augmented when ``augment``; ``first_epoch`` > 0 on resume so a resumed run
+    does not replay the first epochs' pairs); validation pairs are one fixed seeded draw from
     the disjoint validation identities, never augmented.
     """
     from facegate.model.tf_runtime import import_tf
@@ -446,7 +448,7 @@ def identity_data(
     steps = max(1, pairs_per_epoch // batch_size)
 
     def generate() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        rng = np.random.default_rng(seed + 2)
+        rng = np.random.default_rng((seed, 2, first_epoch))
         while True:
             a, b, y = sample_pairs(train_labels, steps * batch_size, rng)
             for k in range(steps):

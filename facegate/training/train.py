@@ -17,6 +17,7 @@ by identity, optionally excluding every person named in a protocol file (e.g. pa
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import sys
 import time
@@ -39,6 +40,7 @@ CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.keras"
 BEST_CHECKPOINT = "best.weights.h5"
 HISTORY_FILE = "history.csv"
+RUN_FILE = "run.json"
 MODEL_SUBDIR = "model"
 CURVE_FILE = "training_curve.png"
 EXCLUSION_RULE = (
@@ -167,6 +169,20 @@ def _epochs_done(history_path: Path) -> int:
         return sum(1 for _ in csv.DictReader(fh))
 
 
+def _check_same_run(run_file: Path, options: TrainOptions) -> None:
+    """Refuse to resume checkpoints of another mode or architecture (the manifest would lie)."""
+    try:
+        run = json.loads(run_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # an older run without the record: nothing to compare
+    for key in ("mode", "arch"):
+        if run.get(key) != getattr(options, key):
+            raise ModelError(
+                f"{run_file.parent}: checkpoints are {key} {run.get(key)!r}, "
+                f"not {getattr(options, key)!r}; resume with the same --{key}"
+            )
+
+
 def _load_checkpoint(path: Path) -> Any:
     from facegate.model import layers  # noqa: F401  (registers the custom layers)
     from facegate.model.tf_runtime import import_keras
@@ -218,6 +234,7 @@ def train(options: TrainOptions, face_config: FaceConfig) -> TrainResult:
     if options.resume:
         if not last.is_file():
             raise ModelError(f"{out}: nothing to resume (no {CHECKPOINT_DIR}/{LAST_CHECKPOINT})")
+        _check_same_run(ckpt_dir / RUN_FILE, options)
         model = _load_checkpoint(last)
         from facegate.model.architectures import get_architecture
 
@@ -259,6 +276,7 @@ def train(options: TrainOptions, face_config: FaceConfig) -> TrainResult:
             val_fraction=options.val_fraction,
             augment=options.augment,
             seed=options.seed,
+            first_epoch=initial_epoch,
         )
         data.description["excluded_people_found_in_data"] = len(index.excluded)
     else:
@@ -266,6 +284,9 @@ def train(options: TrainOptions, face_config: FaceConfig) -> TrainResult:
     data.description["aligned_images_without_face"] = cache.fallback
 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
+    (ckpt_dir / RUN_FILE).write_text(
+        json.dumps({"mode": options.mode, "arch": options.arch}) + "\n", encoding="utf-8"
+    )
     # On resume, "best" must beat the best epoch before the interruption, not just infinity.
     previous_val = _read_history(history_path).get("val_loss") if options.resume else None
     callbacks = [

@@ -123,6 +123,12 @@ def test_identity_mode_compact_roundtrip_and_resume(
         train.TrainOptions(**{**options.__dict__, "epochs": 2, "resume": True}), FaceConfig()
     )
     assert resumed.epochs_run == 2
+    history = (tmp_path / "run" / "checkpoints" / "history.csv").read_text().splitlines()
+    assert len(history) == 3  # header + one row per epoch, appended on resume
+
+    other = train.TrainOptions(**{**options.__dict__, "arch": "seed", "resume": True})
+    with pytest.raises(ModelError, match="checkpoints are arch 'compact'"):
+        train.train(other, FaceConfig())
 
 
 def test_resume_without_checkpoint_is_an_error(tmp_path: Path) -> None:
