@@ -29,7 +29,7 @@ EXERCISED: dict[str, str] = {
     "sudo install -m 644 deploy/systemd/facegate.sysusers.conf /etc/sysusers.d/facegate.conf": (
         NEEDS_ROOT_INSTALL
     ),
-    "sudo systemd-sysusers": "test_systemd.py::test_sysusers_creates_the_service_user",
+    "sudo systemd-sysusers": "test_systemd_unit.py::test_sysusers_creates_the_service_user",
     "sudo install -d -m 755 /etc/facegate": NEEDS_ROOT_INSTALL,
     "sudo install -m 644 deploy/facegate.example.toml /etc/facegate/facegate.toml": (
         "test_guides.py::test_config_check_of_the_installed_example"
@@ -47,7 +47,7 @@ EXERCISED: dict[str, str] = {
     "sudo sh deploy/mosquitto/make-passwords.sh": "test_mosquitto.py::test_make_passwords_script",
     "sudo systemctl restart mosquitto": NEEDS_SYSTEMD,
     "sudo install -m 644 deploy/systemd/facegate.service deploy/systemd/facegate-doctor.service "
-    "/etc/systemd/system/": "test_systemd.py::test_systemd_analyze_verify (the units)",
+    "/etc/systemd/system/": "test_systemd_unit.py::test_systemd_analyze_verify (the units)",
     "sudo systemctl daemon-reload": NEEDS_SYSTEMD,
     "sudo systemctl enable --now facegate": NEEDS_SYSTEMD,
     "journalctl -u facegate -f": NEEDS_SYSTEMD,
@@ -60,7 +60,7 @@ EXERCISED: dict[str, str] = {
         "test_guides.py::test_db_upgrade_then_doctor_registry"
     ),
     "sudo systemctl start facegate": NEEDS_SYSTEMD,
-    "sudo systemctl start facegate-doctor": NEEDS_SYSTEMD + " (the unit: test_systemd.py)",
+    "sudo systemctl start facegate-doctor": NEEDS_SYSTEMD + " (the unit: test_systemd_unit.py)",
     "journalctl -u facegate-doctor -o cat -n 12 --no-pager": NEEDS_SYSTEMD,
     "facegate doctor --config /etc/facegate/facegate.toml --check broker --check disk": (
         "test_guides.py::test_doctor_command_of_the_guide"

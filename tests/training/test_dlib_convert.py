@@ -162,6 +162,8 @@ def _dlib_chips(lfw_images: Path, count: int) -> tuple[np.ndarray, np.ndarray]:
         m for m in ("dlib", "face_recognition_models") if importlib.util.find_spec(m) is None
     ]
     if missing:
+        if os.environ.get("FACEGATE_REQUIRE_TEST_DATA") == "1":
+            pytest.fail(f"{missing} must be installed here (they are in the test extras)")
         pytest.skip(
             f"{' and '.join(missing)} not installed (pip install dlib-bin face_recognition_models)"
         )
