@@ -58,6 +58,7 @@ class MqttLink:
         self._client_id = client_id or config.client_id or f"facegate-{topics.door}"
         self._client: mqtt.Client | None = None
         self._connected = threading.Event()
+        self._subscribe_mid: int | None = None
         self.dropped_oversize = 0
 
     @property
@@ -97,6 +98,7 @@ class MqttLink:
             max_delay=max(1, int(self._config.reconnect_max_s)),
         )
         client.on_connect = self._handle_connect
+        client.on_subscribe = self._handle_subscribe
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
         self._client = client
@@ -166,8 +168,17 @@ class MqttLink:
             logger.error("MQTT broker refused the connection: %s", reason_code)
             return
         logger.info("connected to MQTT broker")
-        for topic in (*self._topics.subscriptions, self.ha_status_topic):
-            client.subscribe(topic, qos=1)
+        topics = [(t, 1) for t in (*self._topics.subscriptions, self.ha_status_topic)]
+        _, self._subscribe_mid = client.subscribe(topics)
+
+    def _handle_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        # Only once the broker has confirmed the subscriptions is the door "online": a trigger
+        # published after that cannot be missed.
+        if mid != self._subscribe_mid:
+            return
+        refused = [code for code in reason_codes if code.is_failure]
+        if refused:
+            logger.error("MQTT broker refused %d subscription(s): check the ACL", len(refused))
         client.publish(self._topics.availability, ONLINE, qos=1, retain=True)
         self._connected.set()
         # Discovery and the outbox wait on acknowledgements, which arrive on this very
