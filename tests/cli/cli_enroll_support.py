@@ -4,7 +4,6 @@ file in tmp_path, and a runner that captures output (imported by those test modu
 from __future__ import annotations
 
 import importlib.util
-import logging
 from pathlib import Path
 from types import ModuleType
 
@@ -33,11 +32,3 @@ def write_config(tmp_path: Path, model_dir: Path, face: dict[str, float]) -> Pat
         "[enrollment]\nmin_images = 3\nlookalike_score = 0.15\n"
     )
     return path
-
-
-def drop_cli_log_handlers() -> None:
-    """Remove the stderr handler main() installed (it points at a test's captured stderr)."""
-    root = logging.getLogger()
-    for handler in root.handlers[:]:
-        if type(handler) is logging.StreamHandler:
-            root.removeHandler(handler)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,16 +11,6 @@ from sqlalchemy import text
 from facegate.cli.main import main
 from facegate.storage.db import create_engine_for
 from facegate.storage.migrate import head_revision
-
-
-@pytest.fixture(autouse=True)
-def _drop_cli_log_handlers() -> Iterator[None]:
-    """main() points logging at this test's captured stderr; later tests must not write there."""
-    yield
-    root = logging.getLogger()
-    for handler in root.handlers[:]:
-        if type(handler) is logging.StreamHandler:
-            root.removeHandler(handler)
 
 
 @pytest.fixture

@@ -3,39 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_enroll_support import drop_cli_log_handlers, enroll_fixtures, write_config
-
-from facegate.cli.main import main
+from cli_enroll_support import enroll_fixtures
 
 fixtures = enroll_fixtures()
-
-
-@pytest.fixture(autouse=True)
-def _clean_logging() -> Iterator[None]:
-    yield
-    drop_cli_log_handlers()
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fixtures.build_tiny_model(tmp_path_factory.mktemp("cli-model") / "tiny")
-
-
-@pytest.fixture
-def cli(tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]):
-    """Run ``facegate --config <tmp> ARGS``; returns (exit code, stdout, stderr)."""
-    config = write_config(tmp_path, model_dir, fixtures.TEST_FACE_CONFIG)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(["--config", str(config), *[str(a) for a in args]])
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
 
 
 @pytest.fixture

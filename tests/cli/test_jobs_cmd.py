@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_enroll_support import drop_cli_log_handlers
 
 from facegate.cli.main import main
 
@@ -28,8 +27,7 @@ def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator:
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 
-    yield run
-    drop_cli_log_handlers()
+    return run
 
 
 def test_list_before_any_run(cli) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_enroll_support import drop_cli_log_handlers, enroll_fixtures
+from cli_enroll_support import enroll_fixtures
 
 from facegate.cli.main import main
 from facegate.config import StorageConfig
@@ -48,8 +48,7 @@ def cli(tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> I
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 
-    yield run
-    drop_cli_log_handlers()
+    return run
 
 
 def _listed(cli) -> dict[str, dict]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,16 +16,6 @@ from facegate.storage.records import NewGalleryImage
 from facegate.storage.registry import open_registry
 
 MODEL = "f" * 64
-
-
-@pytest.fixture(autouse=True)
-def _drop_cli_log_handlers() -> Iterator[None]:
-    """main() points logging at this test's captured stderr; later tests must not write there."""
-    yield
-    root = logging.getLogger()
-    for handler in root.handlers[:]:
-        if type(handler) is logging.StreamHandler:
-            root.removeHandler(handler)
 
 
 @pytest.fixture
