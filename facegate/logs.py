@@ -25,5 +25,5 @@ def setup_logging(level: str = "INFO") -> None:
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter(_FORMAT))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-    for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "PIL", "alembic"):
+    for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "PIL", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -59,6 +59,7 @@ class MqttLink:
         self._client: mqtt.Client | None = None
         self._connected = threading.Event()
         self._subscribe_mid: int | None = None
+        self._stopping = False
         self.dropped_oversize = 0
 
     @property
@@ -97,6 +98,7 @@ class MqttLink:
             min_delay=max(1, int(self._config.reconnect_min_s)),
             max_delay=max(1, int(self._config.reconnect_max_s)),
         )
+        self._stopping = False
         client.on_connect = self._handle_connect
         client.on_subscribe = self._handle_subscribe
         client.on_disconnect = self._handle_disconnect
@@ -122,6 +124,7 @@ class MqttLink:
                 info.wait_for_publish(timeout)
             except (RuntimeError, ValueError):
                 logger.warning("could not publish offline before stopping")
+        self._stopping = True
         client.disconnect()
         client.loop_stop()
         self._connected.clear()
@@ -193,7 +196,7 @@ class MqttLink:
     def _handle_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was = self._connected.is_set()
         self._connected.clear()
-        if was:
+        if was and not self._stopping:
             logger.warning("disconnected from MQTT broker (%s); paho will reconnect", reason_code)
 
     def _handle_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
