@@ -1,4 +1,4 @@
-"""``facegate model info``: what a model directory or an untrained architecture is made of."""
+"""``facegate model info`` and ``model export``: inspect a model, export it to LiteRT."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``model info``."""
+    """Add ``model info`` and ``model export``."""
     model = subparsers.add_parser("model", help="inspect verification models")
     commands = model.add_subparsers(dest="model_command", metavar="COMMAND", required=True)
     info = commands.add_parser(
@@ -29,6 +29,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(handler=run_info)
+    export = commands.add_parser(
+        "export", help="export the embedding tower to LiteRT (.tflite) into a model directory"
+    )
+    export.add_argument(
+        "--model", type=Path, default=None, help="model directory (default: the configured one)"
+    )
+    export.add_argument("--format", choices=("tflite",), required=True, help="export format")
+    export.add_argument(
+        "--quantize",
+        choices=("none", "float16", "int8"),
+        default="float16",
+        help="weights: float16 (default), int8 (dynamic range), none (float32)",
+    )
+    export.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="copy the model directory here and export into the copy (needed for the default)",
+    )
+    export.set_defaults(handler=run_export)
 
 
 def _count(model: Any) -> int:
@@ -91,4 +111,27 @@ def run_info(args: argparse.Namespace, config: FacegateConfig) -> int:
         print(f"{'thresholds':17} detection {thr['detection']}, verification {thr['verification']}")
         print(f"{'size_bytes':17} {info['size_bytes']}")
     print(f"{'sha256':17} {info['sha256'] or '- (untrained architecture)'}")
+    return 0
+
+
+def run_export(args: argparse.Namespace, config: FacegateConfig) -> int:
+    """Export the model's tower to ``.tflite`` into its directory (or a copy); print the path."""
+    import shutil
+
+    from facegate.errors import ModelError
+    from facegate.model.bundle import DEFAULT_MODEL_DIR, load_model_dir, resolve_model_dir
+    from facegate.model.export import export_tflite
+
+    source = resolve_model_dir(args.model if args.model is not None else config.model.path)
+    if args.out is None and source.resolve() == DEFAULT_MODEL_DIR.resolve():
+        raise ModelError("refusing to modify the packaged default model: pass --out DIR")
+    target = source
+    if args.out is not None:
+        if args.out.exists():
+            raise ModelError(f"{args.out} already exists; pass a new directory to --out")
+        shutil.copytree(source, args.out)
+        target = args.out
+    model = load_model_dir(target)
+    path = export_tflite(model, target, args.quantize)
+    print(path)
     return 0

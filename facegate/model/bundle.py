@@ -221,9 +221,11 @@ def load_model_dir(path: Path | None = None, runtime: str = "tensorflow") -> Loa
     """Verify and load a model directory (None: the packaged default) for ``runtime``."""
     model_dir = resolve_model_dir(path)
     manifest = Manifest.read(model_dir)
-    weights = verify_weights(model_dir, manifest)
+    if runtime == "litert":
+        return _load_litert(Path(model_dir), manifest)
     if runtime != "tensorflow":
-        raise ModelError(f"runtime {runtime!r} is not available yet (use tensorflow)")
+        raise ModelError(f"unknown runtime {runtime!r} (use tensorflow or litert)")
+    weights = verify_weights(model_dir, manifest)
     # Importing the registry imports every architecture module, which registers its custom
     # layers (L1Dist, L2Normalize, ...) with Keras: safe mode only builds registered classes.
     from facegate.model import architectures, layers  # noqa: F401
@@ -256,6 +258,55 @@ def load_model_dir(path: Path | None = None, runtime: str = "tensorflow") -> Loa
         siamese=siamese,
         head=head,
         embedder=TensorFlowEmbedder(tower, manifest.preprocessing),
+    )
+
+
+# Which export the LiteRT runtime loads when a directory holds several: accuracy first.
+_LITERT_PREFERENCE = ("float16", "none", "int8")
+
+
+def _load_litert(model_dir: Path, manifest: Manifest) -> LoadedModel:
+    """Load a model directory's LiteRT export (no TensorFlow): sha256-checked, head included."""
+    from facegate.model.litert import LiteRTEmbedder
+
+    exports = manifest.tflite or {}
+    chosen = [q for q in _LITERT_PREFERENCE if q in exports] or sorted(exports)
+    if not chosen:
+        raise ModelError(
+            f"{model_dir}: no LiteRT export: run facegate model export --format tflite"
+        )
+    quantization = chosen[0]
+    entry = exports[quantization]
+    name = str(entry["file"])
+    if Path(name).name != name:
+        raise ModelError(f"{model_dir}: tflite file must be a plain file name")
+    tflite = model_dir / name
+    try:
+        digest = sha256_file(tflite)
+    except OSError as err:
+        raise ModelError(f"{tflite}: cannot read the LiteRT model: {err.strerror or err}") from err
+    if digest != str(entry["sha256"]).lower():
+        raise ModelError(
+            f"{tflite}: sha256 {digest[:16]}... does not match the manifest's "
+            f"{str(entry['sha256'])[:16]}...: the file is corrupt or was modified; refusing it"
+        )
+    try:
+        kernel = np.asarray(entry["head_kernel"], np.float32).reshape(-1)
+        bias = float(entry["head_bias"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelError(f"{model_dir}: tflite.{quantization} has no valid head: {err!r}") from err
+    if kernel.shape != (manifest.embedding_dim,):
+        raise ModelError(f"{model_dir}: head kernel {kernel.shape} != ({manifest.embedding_dim},)")
+    embedder = LiteRTEmbedder(
+        tflite, manifest.preprocessing, manifest.input_size, manifest.embedding_dim
+    )
+    logger.info("loaded LiteRT model %s (%s) from %s", manifest.name, quantization, tflite)
+    return LoadedModel(
+        manifest=manifest,
+        path=model_dir,
+        siamese=None,
+        head=SiameseHead(kernel=kernel, bias=bias),
+        embedder=embedder,
     )
 
 

@@ -59,6 +59,9 @@ class Manifest:
     # Evaluation results keyed by benchmark name, e.g. "lfw_devtest": {"accuracy": ...}.
     metrics: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    # LiteRT exports keyed by quantization ("none", "float16", "int8"): each entry has "file",
+    # "sha256" and the Siamese head ("head_kernel", "head_bias") so LiteRT needs no Keras file.
+    tflite: dict[str, dict[str, Any]] | None = None
 
     @property
     def align_spec(self) -> AlignSpec:
@@ -99,6 +102,7 @@ class Manifest:
                 training=dict(data.get("training", {})),
                 metrics=dict(data.get("metrics", {})),
                 format_version=version,
+                tflite=_parse_tflite(data.get("tflite")),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ModelError(f"malformed model manifest: {err!r}") from err
@@ -116,3 +120,17 @@ class Manifest:
         if not isinstance(data, dict):
             raise ModelError(f"{path}: manifest is not a JSON object")
         return cls.from_dict(data)
+
+
+def _parse_tflite(value: Any) -> dict[str, dict[str, Any]] | None:
+    """The manifest's ``tflite`` field: None, or quantization -> entry with file and sha256."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ModelError("malformed model manifest: tflite must be an object")
+    entries: dict[str, dict[str, Any]] = {}
+    for quantization, entry in value.items():
+        if not isinstance(entry, dict) or "file" not in entry or "sha256" not in entry:
+            raise ModelError(f"malformed model manifest: tflite.{quantization} needs file, sha256")
+        entries[str(quantization)] = dict(entry)
+    return entries

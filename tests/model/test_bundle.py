@@ -187,9 +187,9 @@ def test_safe_mode_refuses_a_lambda_layer(tmp_path: Path) -> None:
         load_model_dir(out)
 
 
-def test_other_runtime_is_refused_after_the_hash(tiny_model_dir: Path) -> None:
-    with pytest.raises(ModelError, match="runtime 'litert' is not available"):
-        load_model_dir(tiny_model_dir, runtime="litert")
+def test_unknown_runtime_is_refused(tiny_model_dir: Path) -> None:
+    with pytest.raises(ModelError, match="unknown runtime 'onnx'"):
+        load_model_dir(tiny_model_dir, runtime="onnx")
 
 
 def test_default_model_dir() -> None:
