@@ -40,7 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--quantize",
         choices=("none", "float16", "int8"),
         default="float16",
-        help="weights: float16 (default), int8 (dynamic range), none (float32)",
+        help="weights: float16 (default), int8, none (float32)",
+    )
+    export.add_argument(
+        "--calibrate",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="int8: calibrate activations on the faces in these images (else dynamic range)",
     )
     export.add_argument(
         "--out",
@@ -114,6 +121,40 @@ def run_info(args: argparse.Namespace, config: FacegateConfig) -> int:
     return 0
 
 
+CALIBRATION_IMAGES = 200
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def calibration_crops(folder: Path, spec: Any, config: FacegateConfig) -> Any:
+    """Aligned (N, S, S, 3) uint8 faces from up to 200 images under ``folder``, for int8."""
+    import numpy as np
+
+    from facegate.errors import DataError, FacegateError
+    from facegate.face.image_io import load_image
+    from facegate.face.pipeline import FacePipeline, box_area
+
+    pipeline = FacePipeline(config.face, spec)
+    images = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)
+    crops = []
+    for image in images:
+        # Detect and align only: the quality gates are for access decisions, and activation
+        # ranges are better calibrated on the blurred and dark faces a camera also delivers.
+        try:
+            rgb = load_image(image)
+        except FacegateError as err:
+            logger.warning("%s: skipped for calibration: %s", image, err)
+            continue
+        detections = pipeline.detect(rgb)
+        if detections:
+            crops.append(pipeline.align(rgb, max(detections, key=box_area)).crop)
+        if len(crops) >= CALIBRATION_IMAGES:
+            break
+    if not crops:
+        raise DataError(f"{folder}: no usable face to calibrate on")
+    logger.info("calibrating int8 on %d faces from %s", len(crops), folder)
+    return np.stack(crops)
+
+
 def run_export(args: argparse.Namespace, config: FacegateConfig) -> int:
     """Export the model's tower to ``.tflite`` into its directory (or a copy); print the path."""
     import shutil
@@ -132,6 +173,11 @@ def run_export(args: argparse.Namespace, config: FacegateConfig) -> int:
         shutil.copytree(source, args.out)
         target = args.out
     model = load_model_dir(target)
-    path = export_tflite(model, target, args.quantize)
+    crops = None
+    if args.calibrate is not None:
+        if args.quantize != "int8":
+            raise ModelError("--calibrate goes with --quantize int8")
+        crops = calibration_crops(args.calibrate, model.manifest.align_spec, config)
+    path = export_tflite(model, target, args.quantize, crops)
     print(path)
     return 0

@@ -122,3 +122,33 @@ def test_cli_export_refuses_default_without_out(capsys: Any) -> None:
     code = main(["model", "export", "--format", "tflite", "--quantize", "int8"])
     assert code != 0
     assert "--out" in capsys.readouterr().err
+
+
+def test_cli_export_int8_calibrated_on_faces(
+    tiny_model_dir: Path, lfw_images: Path, tmp_path: Path
+) -> None:
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for image in sorted((lfw_images / "Colin_Powell").glob("*.jpg"))[:4]:
+        shutil.copy(image, calib / image.name)
+    out = tmp_path / "int8"
+    argv = ["model", "export", "--model", str(tiny_model_dir), "--format", "tflite"]
+    argv += ["--quantize", "int8", "--calibrate", str(calib), "--out", str(out)]
+    assert main(argv) == 0
+    assert Manifest.read(out).tflite["int8"]["mode"] == "int8-calibrated"
+    model = load_model_dir(out, runtime="litert")
+    reference = load_model_dir(tiny_model_dir)
+    crops = np.random.default_rng(2).integers(0, 256, (3, 32, 32, 3), np.uint8)
+    got = model.embed(crops)
+    # int8 activations: the rows stay close in direction to the float ones.
+    cosine = np.sum(got * reference.embed(crops), axis=1) / np.linalg.norm(got, axis=1)
+    assert np.all(cosine > 0.9)
+
+
+def test_export_int8_dynamic_range(tiny_model_dir: Path, tmp_path: Path, crops: np.ndarray) -> None:
+    out = tmp_path / "dyn"
+    shutil.copytree(tiny_model_dir, out)
+    export_tflite(load_model_dir(out), out, "int8")
+    assert Manifest.read(out).tflite["int8"]["mode"] == "int8-dynamic-range"
+    got = load_model_dir(out, runtime="litert").embed(crops)
+    np.testing.assert_allclose(got, load_model_dir(tiny_model_dir).embed(crops), atol=0.05)
