@@ -490,9 +490,23 @@ def print_table(r: dict) -> None:
                 "",
             )
         )
+        gap = t["outside_event_clock"]
+        rows.append(
+            (
+                "wall - latency_ms (log, outbox, MQTT)",
+                f"{gap['median_ms']:.1f} / {gap['p95_ms']:.1f} ms",
+                "",
+                "",
+            )
+        )
     rows.append(("decisions timed", str(t["decisions"]), ">= 200 (full)", ""))
     rows.append(
-        ("detect+align / embed (one photo)", f"{s['face_ms']:.1f} / {s['embed_ms']:.1f} ms", "", "")
+        (
+            "decode / detect+align / embed (one photo)",
+            f"{s['decode_ms']:.1f} / {s['face_ms']:.1f} / {s['embed_ms']:.1f} ms",
+            "",
+            "",
+        )
     )
     for size, row in s["sizes"].items():
         rows.append(
