@@ -51,8 +51,8 @@ class LiteRTEmbedder:
             raise ModelError(f"{tflite_path}: input shape {shape} does not match the manifest")
         if int(self._output["shape_signature"][-1]) != self._embedding_dim:
             raise ModelError(f"{tflite_path}: embedding dim does not match the manifest")
-        # The input tensor is resized only when the batch size changes: reallocating every
-        # tensor costs about as much as one small inference.
+        # Crops run as one batch (8 crops batched took 20-30% less time than a loop of 8 on
+        # the dlib tower); the input is resized and the arena re-planned only when N changes.
         self._batch = -1
 
     @property
