@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
+from daemon_site import exact_model_dir  # noqa: F401
 from deploy_support import (
     MOSQUITTO_DIR,
     PASSWORDS,
@@ -17,9 +17,6 @@ from deploy_support import (
     make_password_file,
     need_tool,
 )
-
-TINY_SIZE = 112
-TINY_DIM = 16
 
 
 @dataclass
@@ -85,25 +82,6 @@ def tls_files(tmp_path: Path) -> TlsFiles:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny untrained compact model saved as a verified model directory (fast to load)."""
-    from facegate.face.align import DEFAULT_TEMPLATE
-    from facegate.model.bundle import save_model_dir
-    from facegate.model.compact import make_compact_embedding
-    from facegate.model.manifest import Thresholds
-    from facegate.model.siamese import make_siamese
-
-    siamese: Any = make_siamese(make_compact_embedding(TINY_SIZE, TINY_DIM))
-    layer = siamese.get_layer("classifier")
-    layer.set_weights([np.full((TINY_DIM, 1), -400.0, np.float32), np.array([4.0], np.float32)])
-    out = tmp_path_factory.mktemp("models") / "tiny"
-    save_model_dir(
-        siamese,
-        out,
-        name="doctor-tiny",
-        arch="compact",
-        template=DEFAULT_TEMPLATE,
-        thresholds=Thresholds(detection=0.9, verification=0.2),
-        training={"data": "none: untrained tower, hand-set head"},
-    )
-    return out
+def tiny_model_dir(exact_model_dir: Path) -> Path:  # noqa: F811 (the fixture, by name)
+    """The daemon tests' tiny model (untrained tower, hand-set head): fast to load."""
+    return exact_model_dir
