@@ -134,3 +134,37 @@ def align_face(rgb: np.ndarray, landmarks: np.ndarray, spec: AlignSpec) -> np.nd
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )
+
+
+# The canonical gallery chip: a face stored once, independent of any model, from which every
+# model's crop is re-derived (``align_face(chip, chip_landmarks, spec)``). Eyes 0.25 of the
+# side apart (64 px at 256), eye line at 0.40: DEFAULT_TEMPLATE's and the dlib template's
+# crops need 1.5 and 1.35 eye distances either side of the eye midpoint, 1.2 above the eyes
+# and 1.9 below; the chip holds 2.0, 1.6 and 2.4, so a model crop lies inside it with about
+# 30% to spare for faces whose landmarks fit the templates less well. The crops of those
+# templates at 150 px have eyes 50-56 px apart: the chip never upsamples on re-derivation.
+CHIP_SIZE = 256
+CHIP_TEMPLATE: tuple[tuple[float, float], ...] = (
+    (0.375, 0.40),
+    (0.625, 0.40),
+    (0.50, 0.55),
+    (0.50, 0.68),
+)
+
+
+def canonical_chip(rgb: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The model-independent chip of a face and its landmarks in chip pixels.
+
+    ``rgb`` is the (H, W, 3) uint8 frame and ``landmarks`` the (K, 2) frame pixels the face
+    pipeline aligned with (Landmark order). Returns the (CHIP_SIZE, CHIP_SIZE, 3) uint8 chip
+    and (K, 2) float64 landmarks mapped by the same similarity, so that
+    ``align_face(chip, chip_landmarks, spec)`` fits the same transform, up to the chip's
+    mapping, as ``align_face(rgb, landmarks, spec)`` (a least-squares similarity fit commutes
+    with a similarity of its source points). Raises ValueError for degenerate landmarks.
+    """
+    spec = AlignSpec(size=CHIP_SIZE, template=CHIP_TEMPLATE)
+    points = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
+    template = np.asarray(CHIP_TEMPLATE, dtype=np.float64) * CHIP_SIZE
+    matrix = similarity_transform(points[: len(template)], template)
+    chip = align_face(rgb, points, spec)
+    return chip, points @ matrix[:, :2].T + matrix[:, 2]

@@ -1,4 +1,5 @@
-"""The content-addressed crop store: aligned face crops as private, lossless PNG files.
+"""The content-addressed crop store: gallery face images (canonical chips, or legacy crops
+aligned for one model) as private, lossless PNG files.
 
 A crop lives at ``<data_dir>/gallery/ab/abcdef....png`` where the name is the sha256 of the
 PNG bytes, so nothing about the person (least of all their name) appears in a path, and the

@@ -26,9 +26,17 @@ class User:
     image_count: int = 0
 
 
+Landmarks = tuple[tuple[float, float], ...]
+
+
 @dataclass(frozen=True)
 class GalleryImage:
-    """One stored crop of a user; ``path`` is relative to the data directory."""
+    """One stored face image of a user; ``path`` is relative to the data directory.
+
+    ``landmarks`` are (x, y) pixels of the stored image in ``Landmark`` order: the image is a
+    canonical chip (``facegate.face.align.canonical_chip``) any model's crop is re-derived
+    from. None marks a legacy crop, stored aligned for the model that enrolled it.
+    """
 
     id: int
     user_id: int
@@ -37,13 +45,21 @@ class GalleryImage:
     quality: float
     source: str
     added_at: datetime
+    landmarks: Landmarks | None = None
+
+    @property
+    def legacy(self) -> bool:
+        """True for a crop aligned for one model (no landmarks): other models resize it."""
+        return self.landmarks is None
 
 
 @dataclass(frozen=True)
 class NewGalleryImage:
-    """A crop about to be stored: PNG bytes with their sha256, quality in [0, 1], embedding.
+    """An image about to be stored: PNG bytes with their sha256, quality in [0, 1], embedding.
 
-    ``embedding`` is (D,) float32 from the model named by the call that stores it.
+    ``embedding`` is (D,) float32 from the model named by the call that stores it;
+    ``landmarks`` (K, 2) pixels of the image when it is a canonical chip (None: a crop
+    aligned for that model, the legacy form).
     """
 
     sha256: str
@@ -51,6 +67,7 @@ class NewGalleryImage:
     quality: float
     source: str
     embedding: np.ndarray
+    landmarks: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,15 @@ when it fails; a crash in between can leave unreferenced files, which ``sweep_or
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import time as _time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import numpy as np
 from sqlalchemy import Engine, delete, func, select, update
@@ -70,88 +72,60 @@ class _Keep:
 KEEP: Final = _Keep()
 
 
+R = TypeVar("R")
+
+
+@functools.cache
+def _field_names(record_type: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(record_type))
+
+
+def _record(record_type: type[R], row: object, **values: Any) -> R:
+    """A record from a row: each field not in ``values`` is the row's attribute of that name."""
+    for name in _field_names(record_type):
+        if name not in values:
+            values[name] = getattr(row, name)
+    return record_type(**values)
+
+
 def _user(row: UserRow, image_count: int = 0) -> User:
-    return User(
-        id=row.id,
-        name=row.name,
-        display_name=row.display_name,
-        active=row.active,
-        valid_from=row.valid_from,
-        valid_until=row.valid_until,
-        schedule=row.schedule,
-        gallery_consent=row.gallery_consent,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        image_count=image_count,
-    )
+    return _record(User, row, image_count=image_count)
 
 
 def _image(row: GalleryImageRow) -> GalleryImage:
-    return GalleryImage(
-        id=row.id,
-        user_id=row.user_id,
-        sha256=row.sha256,
-        path=row.path,
-        quality=row.quality,
-        source=row.source,
-        added_at=row.added_at,
-    )
+    points = row.landmarks
+    landmarks = None if points is None else tuple((float(x), float(y)) for x, y in points)
+    return _record(GalleryImage, row, landmarks=landmarks)
 
 
 def _model(row: ModelVersionRow) -> ModelVersion:
-    return ModelVersion(
-        id=row.id,
-        sha256=row.sha256,
-        name=row.name,
-        path=row.path,
-        metrics=dict(row.metrics or {}),
-        active=row.active,
-        created_at=row.created_at,
-        promoted_at=row.promoted_at,
-        status=row.status,
-        why=row.why,
-    )
+    return _record(ModelVersion, row, metrics=dict(row.metrics or {}))
 
 
 def _access(row: AccessLogRow) -> AccessRecord:
-    return AccessRecord(
-        id=row.id,
-        time=row.time,
-        door=row.door,
-        trigger=row.trigger,
-        user_id=row.user_id,
-        candidate=row.candidate,
-        score=row.score,
-        decision=row.decision,
-        reason=row.reason,
-        latency_ms=row.latency_ms,
-        decision_id=row.decision_id,
-        frames=row.frames,
-        capture_path=row.capture_path,
-    )
+    return _record(AccessRecord, row)
 
 
 def _outbox(row: OutboxRow) -> OutboxEvent:
-    return OutboxEvent(
-        id=row.id,
-        topic=row.topic,
-        payload=bytes(row.payload),
-        qos=row.qos,
-        retain=row.retain,
-        created_at=row.created_at,
-        attempts=row.attempts,
-    )
+    return _record(OutboxEvent, row, payload=bytes(row.payload))
+
+
+def _door(row: DoorStateRow) -> DoorState:
+    return _record(DoorState, row, data=dict(row.data or {}))
 
 
 def _job(row: JobRunRow) -> JobRun:
-    return JobRun(
-        id=row.id,
-        job=row.job,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        outcome=row.outcome,
-        message=row.message,
-    )
+    return _record(JobRun, row)
+
+
+def landmarks_json(landmarks: np.ndarray | None) -> list[list[float]] | None:
+    """(K, 2) landmark pixels as a JSON-ready [[x, y], ...] (None stays None); K >= 2."""
+    if landmarks is None:
+        return None
+    array = np.asarray(landmarks, dtype=np.float64)
+    if array.ndim != 2 or array.shape[1] != 2 or len(array) < 2 or not np.isfinite(array).all():
+        raise StorageError(f"landmarks must be (K >= 2, 2) finite pixels, got {array.shape}")
+    return [[float(x), float(y)] for x, y in array]
 
 
 def vector_bytes(vector: np.ndarray) -> tuple[bytes, int]:
@@ -413,6 +387,7 @@ class Registry:
                 quality=float(image.quality),
                 source=image.source[:256],
                 added_at=now,
+                landmarks=landmarks_json(image.landmarks),
             )
             data, dim = vector_bytes(image.embedding)
             row.embeddings.append(EmbeddingRow(model_sha256=model_sha256, dim=dim, vector=data))
@@ -572,7 +547,9 @@ class Registry:
         return int(users or 0), str(changed or ""), int(count or 0), int(newest or 0)
 
     def read_crop(self, image: GalleryImage) -> np.ndarray:
-        """The stored (S, S, 3) uint8 RGB crop of a gallery image."""
+        """The stored (S, S, 3) uint8 RGB image of a gallery image: a canonical chip with
+        ``image.landmarks``, or a legacy crop aligned for one model (see ``GalleryImage``);
+        ``facegate.enrollment.embedding.model_crop`` makes either a given model's crop."""
         return self.crops.read(image.path)
 
     def sweep_orphan_files(self, min_age_s: float = 3600.0) -> list[str]:
@@ -966,7 +943,7 @@ class Registry:
             row = session.get(DoorStateRow, door)
             if row is None:
                 return DoorState(door=door, lockout_until=None, data={}, updated_at=None)
-            return DoorState(row.door, row.lockout_until, dict(row.data or {}), row.updated_at)
+            return _door(row)
 
     def set_door_state(
         self, door: str, lockout_until: datetime | None, data: Mapping[str, Any] | None = None
@@ -981,7 +958,7 @@ class Registry:
             row.data = dict(data or {})
             row.updated_at = utcnow()
             session.flush()
-            return DoorState(row.door, row.lockout_until, dict(row.data), row.updated_at)
+            return _door(row)
 
     def start_job(self, job: str) -> JobRun:
         """Record that a job run started; finish it with ``finish_job``."""

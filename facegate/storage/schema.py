@@ -107,7 +107,7 @@ class UserRow(Base):
 
 
 class GalleryImageRow(Base):
-    """One aligned crop of a user's gallery; the file lives in the crop store by sha256."""
+    """One face image of a user's gallery; the file lives in the crop store by sha256."""
 
     __tablename__ = "gallery_images"
     __table_args__ = (
@@ -124,6 +124,10 @@ class GalleryImageRow(Base):
     quality: Mapped[float] = mapped_column(Float)
     source: Mapped[str] = mapped_column(String(256))
     added_at: Mapped[datetime]
+    # The face's landmarks as [[x, y], ...] pixels of the stored image, a model-independent
+    # canonical chip from which each model's crop is re-derived. NULL: a crop stored aligned
+    # for the model that enrolled it (schema 0001), which other models can only resize.
+    landmarks: Mapped[list[list[float]] | None] = mapped_column(JSON)
 
     user: Mapped[UserRow] = relationship(back_populates="images")
     embeddings: Mapped[list[EmbeddingRow]] = relationship(
