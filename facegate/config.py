@@ -79,7 +79,8 @@ class ModelConfig(StrictModel):
 
     # A model directory; empty means the model shipped in the package.
     path: Path | None = None
-    runtime: Literal["tensorflow", "litert"] = "tensorflow"
+    # auto: TensorFlow when installed, else LiteRT (a facegate[edge] install has no TensorFlow).
+    runtime: Literal["auto", "tensorflow", "litert"] = "auto"
     # Overrides of the manifest's calibrated thresholds; None keeps the manifest's.
     detection_threshold: float | None = Field(default=None, gt=0, lt=1)
     verification_threshold: float | None = Field(default=None, gt=0, le=1)

@@ -30,8 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_collect(args: argparse.Namespace, config: FacegateConfig) -> int:
     """Run the collection loop and print how many crops were saved."""
-    from facegate.training.collect import collect
+    from facegate.cli.live_cmd import require_gui
+    from facegate.training.collect import collect, has_display
 
+    if has_display():  # without one, collect says so itself
+        require_gui("facegate collect")
     counts = collect(args.out, args.camera, config.face)
     print(f"saved {counts['anchor']} anchor and {counts['positive']} positive crops in {args.out}")
     return 0

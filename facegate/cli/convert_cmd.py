@@ -118,6 +118,9 @@ def _operating_points(
 
 def run_convert(args: argparse.Namespace, config: FacegateConfig) -> int:
     """Handler of ``facegate convert-dlib``."""
+    from facegate.model.tf_runtime import require_tensorflow
+
+    require_tensorflow("facegate convert-dlib")
     import numpy as np
 
     from facegate.face.image_io import load_image

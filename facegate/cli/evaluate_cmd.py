@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 from pathlib import Path
@@ -48,8 +49,11 @@ def run_evaluate(args: argparse.Namespace, config: FacegateConfig) -> int:
     if args.dataset is not None and args.pairs is not None:
         raise DataError("--pairs goes with --lfw, not with --dataset")
     from facegate.model.bundle import load_model_dir
+    from facegate.model.tf_runtime import TENSORFLOW_EXTRA
     from facegate.training import evaluate
 
+    if args.roc is not None and importlib.util.find_spec("matplotlib") is None:
+        raise DataError(f"--roc needs matplotlib, not installed: pip install '{TENSORFLOW_EXTRA}'")
     if args.lfw is not None:
         pair_set = evaluate.lfw_pair_set(args.lfw, args.pairs)
     else:

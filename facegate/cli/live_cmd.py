@@ -3,8 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from facegate.config import FacegateConfig
+from facegate.errors import CaptureError
+
+# The core install has OpenCV without a GUI (no libGL/X11 on a headless door controller).
+GUI_OPENCV = "pip uninstall -y opencv-python-headless && pip install opencv-python"
+
+
+def opencv_has_gui(build_information: str) -> bool:
+    """True when an OpenCV build (``cv2.getBuildInformation()``) can open windows."""
+    found = re.search(r"^\s*GUI:\s*(\S+)", build_information, re.M)
+    return found is not None and found.group(1).upper() != "NONE"
+
+
+def require_gui(what: str) -> None:
+    """A one-line CaptureError unless this OpenCV can show windows (desktop build)."""
+    import cv2
+
+    if not opencv_has_gui(cv2.getBuildInformation()):
+        raise CaptureError(
+            f"{what} shows a window, which this OpenCV (headless) cannot: {GUI_OPENCV}"
+        )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,12 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _live(args: argparse.Namespace, config: FacegateConfig) -> int:
     from facegate.daemon.live import has_display
-    from facegate.errors import CaptureError
 
     if not has_display():
         raise CaptureError(
             "no display (DISPLAY/WAYLAND_DISPLAY unset): facegate live needs a screen"
         )
+    require_gui("facegate live")
     if args.camera is not None:
         source = config.source.model_copy(update={"kind": "camera", "camera": args.camera})
         config = config.model_copy(update={"source": source})

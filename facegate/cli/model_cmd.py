@@ -76,28 +76,47 @@ def _describe(siamese: Any, arch: str) -> dict[str, Any]:
     }
 
 
-def model_info(model_dir: Path | None = None, arch: str | None = None) -> dict[str, Any]:
-    """The ``model info`` JSON object for ``arch`` (untrained) or a model dir (None: default)."""
+def model_info(
+    model_dir: Path | None = None, arch: str | None = None, runtime: str = "tensorflow"
+) -> dict[str, Any]:
+    """The ``model info`` JSON object for ``arch`` (untrained) or a model dir (None: default),
+    loaded on ``runtime`` (parameter counts need TensorFlow: None on LiteRT)."""
     if arch is not None:
         from facegate.model.architectures import get_architecture
+        from facegate.model.tf_runtime import require_tensorflow
 
+        require_tensorflow("model info --arch")
         info = _describe(get_architecture(arch).build_siamese(), arch)
         return {**info, "sha256": None}
-    from facegate.model.bundle import load_model_dir
+    from facegate.model.bundle import load_model_dir, resolve_runtime
 
-    loaded = load_model_dir(model_dir)
+    runtime = resolve_runtime(runtime)
+    loaded = load_model_dir(model_dir, runtime)
     manifest = loaded.manifest
+    if loaded.siamese is not None:
+        described = _describe(loaded.siamese, manifest.arch)
+    else:
+        size = manifest.input_size
+        described = {
+            "arch": manifest.arch,
+            "params": None,
+            "embedding_params": None,
+            "input_shape": [size, size, 3],
+            "embedding_dim": manifest.embedding_dim,
+        }
     weights = loaded.path / manifest.weights_file
     return {
-        **_describe(loaded.siamese, manifest.arch),
+        **described,
         "sha256": manifest.sha256,
         "name": manifest.name,
         "path": str(loaded.path),
+        "runtime": runtime,
+        "tflite": {q: e["file"] for q, e in sorted((manifest.tflite or {}).items())},
         "thresholds": {
             "detection": manifest.thresholds.detection,
             "verification": manifest.thresholds.verification,
         },
-        "size_bytes": weights.stat().st_size,
+        "size_bytes": weights.stat().st_size if weights.is_file() else None,
         "metrics": manifest.metrics,
     }
 
@@ -105,18 +124,21 @@ def model_info(model_dir: Path | None = None, arch: str | None = None) -> dict[s
 def run_info(args: argparse.Namespace, config: FacegateConfig) -> int:
     """Print the model's description, as JSON or as aligned lines."""
     model_dir = args.model if args.model is not None else config.model.path
-    info = model_info(model_dir if args.arch is None else None, args.arch)
+    info = model_info(model_dir if args.arch is None else None, args.arch, config.model.runtime)
     if args.json:
         print(json.dumps(info, sort_keys=True))
         return 0
-    for key in ("name", "arch", "path", "params", "embedding_params", "input_shape"):
+    keys = ("name", "arch", "path", "runtime", "params", "embedding_params", "input_shape")
+    for key in keys:
         if key in info:
-            print(f"{key:17} {info[key]}")
+            print(f"{key:17} {'-' if info[key] is None else info[key]}")
     print(f"{'embedding_dim':17} {info['embedding_dim']}")
     if "thresholds" in info:
         thr = info["thresholds"]
         print(f"{'thresholds':17} detection {thr['detection']}, verification {thr['verification']}")
         print(f"{'size_bytes':17} {info['size_bytes']}")
+        exports = ", ".join(f"{q} ({f})" for q, f in info["tflite"].items())
+        print(f"{'tflite':17} {exports or '- (none: facegate model export --format tflite)'}")
     print(f"{'sha256':17} {info['sha256'] or '- (untrained architecture)'}")
     return 0
 
@@ -162,7 +184,9 @@ def run_export(args: argparse.Namespace, config: FacegateConfig) -> int:
     from facegate.errors import ModelError
     from facegate.model.bundle import DEFAULT_MODEL_DIR, load_model_dir, resolve_model_dir
     from facegate.model.export import export_tflite
+    from facegate.model.tf_runtime import require_tensorflow
 
+    require_tensorflow("model export")
     source = resolve_model_dir(args.model if args.model is not None else config.model.path)
     if args.out is None and source.resolve() == DEFAULT_MODEL_DIR.resolve():
         raise ModelError("refusing to modify the packaged default model: pass --out DIR")

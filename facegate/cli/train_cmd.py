@@ -94,6 +94,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace, config: FacegateConfig) -> int:
     """Train and print where the model directory is and its validation numbers."""
+    from facegate.model.tf_runtime import require_tensorflow
+
+    require_tensorflow("facegate train")
     from facegate.training.train import TrainOptions, train
 
     arch = args.arch or ("seed" if args.mode == "seed" else "compact")

@@ -11,6 +11,7 @@ Keras reads a byte of it, then deserialises with ``safe_mode=True`` (no code fro
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import json
 import logging
@@ -217,14 +218,41 @@ def verify_weights(model_dir: Path, manifest: Manifest) -> Path:
     return weights
 
 
+RUNTIMES = ("auto", "tensorflow", "litert")
+EDGE_EXTRA = "facegate[edge]"
+
+
+def resolve_runtime(runtime: str) -> str:
+    """``tensorflow`` or ``litert`` for a configured runtime, checked to be installed.
+
+    ``auto`` is TensorFlow when it is installed (the model as trained, bit for bit) and LiteRT
+    otherwise (a ``facegate[edge]`` install); an explicit runtime that is not installed is a
+    one-line ModelError naming the extra to install.
+    """
+    from facegate.model.tf_runtime import require_tensorflow, tensorflow_available
+
+    if runtime not in RUNTIMES:
+        raise ModelError(f"unknown runtime {runtime!r} (use {', '.join(RUNTIMES)})")
+    if runtime == "auto":
+        return "tensorflow" if tensorflow_available() else "litert"
+    if runtime == "tensorflow":
+        require_tensorflow('model.runtime = "tensorflow" (set "litert" or "auto" to run without)')
+    elif importlib.util.find_spec("ai_edge_litert") is None:
+        raise ModelError(
+            f'model.runtime = "litert" needs ai-edge-litert, which is not installed: '
+            f"pip install '{EDGE_EXTRA}'"
+        )
+    return runtime
+
+
 def load_model_dir(path: Path | None = None, runtime: str = "tensorflow") -> LoadedModel:
-    """Verify and load a model directory (None: the packaged default) for ``runtime``."""
+    """Verify and load a model directory (None: the packaged default) for ``runtime``
+    (``auto``, ``tensorflow`` or ``litert``, see ``resolve_runtime``)."""
+    runtime = resolve_runtime(runtime)
     model_dir = resolve_model_dir(path)
     manifest = Manifest.read(model_dir)
     if runtime == "litert":
         return _load_litert(Path(model_dir), manifest)
-    if runtime != "tensorflow":
-        raise ModelError(f"unknown runtime {runtime!r} (use tensorflow or litert)")
     weights = verify_weights(model_dir, manifest)
     # Importing the registry imports every architecture module, which registers its custom
     # layers (L1Dist, L2Normalize, ...) with Keras: safe mode only builds registered classes.
@@ -273,7 +301,8 @@ def _load_litert(model_dir: Path, manifest: Manifest) -> LoadedModel:
     chosen = [q for q in _LITERT_PREFERENCE if q in exports] or sorted(exports)
     if not chosen:
         raise ModelError(
-            f"{model_dir}: no LiteRT export: run facegate model export --format tflite"
+            f"{model_dir}: no LiteRT export: run facegate model export --format tflite "
+            "(where TensorFlow is installed), or run it on TensorFlow"
         )
     quantization = chosen[0]
     entry = exports[quantization]

@@ -7,11 +7,14 @@ at module level; everything else calls it inside the function that needs it, so 
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import sys
 import tempfile
 from types import ModuleType
+
+from facegate.errors import ModelError
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +33,27 @@ _IMPORT_NOISE = (
 )
 
 _tf: ModuleType | None = None
+
+# The pip extra that brings TensorFlow, Keras and matplotlib (see pyproject.toml).
+TENSORFLOW_EXTRA = "facegate[tensorflow]"
+
+
+def tensorflow_available() -> bool:
+    """True when TensorFlow is installed (looked up, not imported: that costs seconds)."""
+    return "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is not None
+
+
+def missing_tensorflow(what: str) -> ModelError:
+    """The one-line error for ``what`` (a command or setting) without TensorFlow installed."""
+    return ModelError(
+        f"{what} needs TensorFlow, which is not installed: pip install '{TENSORFLOW_EXTRA}'"
+    )
+
+
+def require_tensorflow(what: str) -> None:
+    """Raise ``missing_tensorflow(what)`` unless TensorFlow is installed."""
+    if not tensorflow_available():
+        raise missing_tensorflow(what)
 
 
 def _quiet_environment() -> None:
@@ -77,7 +101,10 @@ def import_tf() -> ModuleType:
     global _tf
     if _tf is None:
         _quiet_environment()
-        tf = sys.modules.get("tensorflow") or _import_filtered()
+        try:
+            tf = sys.modules.get("tensorflow") or _import_filtered()
+        except ImportError as err:
+            raise missing_tensorflow("this command") from err
         _set_threads(tf)
         tf.get_logger().setLevel(logging.WARNING)
         _tf = tf
@@ -88,6 +115,9 @@ def import_keras() -> ModuleType:
     """Import Keras 3 on the TensorFlow backend (after ``import_tf``); returns ``keras``."""
     import_tf()
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import keras
+    try:
+        import keras
+    except ImportError as err:
+        raise missing_tensorflow("this command (Keras)") from err
 
     return keras
