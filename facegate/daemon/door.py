@@ -10,13 +10,14 @@ outbox loop. Anything that goes wrong while deciding denies: the door stays shut
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -28,6 +29,7 @@ from facegate.daemon.events import AccessEvent, Trigger
 from facegate.daemon.lockout import LockoutRule, LockoutState, record_failure, release_expired
 from facegate.daemon.motion import MotionDetector
 from facegate.daemon.policy import GrantCooldown, check_user
+from facegate.daemon.recorder import DecisionRecorder
 from facegate.daemon.sources import Frame
 from facegate.daemon.stats import DaemonStats
 from facegate.daemon.topics import DoorTopics
@@ -35,8 +37,8 @@ from facegate.daemon.triggers import BadPayloadError, parse_trigger
 from facegate.daemon.verifier import Verifier
 from facegate.errors import FacegateError, StorageError
 from facegate.face.image_io import ImageDecodeError, decode_image
-from facegate.storage.records import OutboxMessage
-from facegate.storage.registry import Registry
+from facegate.storage.records import OutboxMessage, User
+from facegate.storage.registry import Registry, UnknownUserError
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +95,7 @@ class DoorController:
         self._lockout = LockoutState()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._recorder = DecisionRecorder(registry, self._deliver, stats, self._health)
         self.last_progress = time.monotonic()
 
     # -- inputs (any thread) -------------------------------------------------------------
@@ -145,6 +148,11 @@ class DoorController:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._recorder.pending and not self._recorder.flush():
+            logger.error(
+                "stopping with %d decisions the registry did not take: they are lost",
+                self._recorder.pending,
+            )
 
     @property
     def alive(self) -> bool:
@@ -175,6 +183,8 @@ class DoorController:
             try:
                 request = self._queue.get(timeout=0.05)
             except queue.Empty:
+                if self._recorder.retry_due():
+                    self._recorder.flush()
                 request = self._watch_motion()
             if request is None:
                 continue
@@ -279,6 +289,7 @@ class DoorController:
         reason = decision.reason
         user = self._verifier.user(decision.user.user_id) if decision.user else None
         if reason is DecisionReason.GRANTED:
+            user = self._current(user) if user is not None else None
             if user is None:
                 reason = DecisionReason.ERROR
             else:
@@ -359,31 +370,49 @@ class DoorController:
             event.frames,
             event.latency_ms,
         )
-        try:
-            self._registry.log_access(
-                door=event.door,
-                trigger=event.trigger.kind,
-                decision=event.event_type,
-                reason=str(event.reason),
-                decision_id=event.decision_id,
-                time=event.timestamp,
-                user_id=user_id,
-                candidate=event.candidate,
-                score=event.score,
-                latency_ms=event.latency_ms,
-                frames=event.frames,
-                capture_path=capture,
-                events=messages,
-            )
-        except StorageError as err:
-            # The registry is unavailable: still tell the broker (best effort), and say so.
-            logger.error("could not record decision %s: %s", event.decision_id[:8], err)
-            self._stats.count("registry_errors")
-            for message in messages:
-                self._send(message.topic, message.payload, retain=message.retain)
+        self._recorder.record(
+            door=event.door,
+            trigger=event.trigger.kind,
+            decision=event.event_type,
+            reason=str(event.reason),
+            decision_id=event.decision_id,
+            time=event.timestamp,
+            user_id=user_id,
+            candidate=event.candidate,
+            score=event.score,
+            latency_ms=event.latency_ms,
+            frames=event.frames,
+            capture_path=capture,
+            events=messages,
+        )
         self._on_queued()
         if frame is not None and self.config.capture.publish:
             self._send_capture(frame)
+
+    def _current(self, user: User) -> User | None:
+        """The user's record as stored now (a disable or expiry takes effect at once); None
+        when it cannot be read: the policy cannot be checked, so the caller denies."""
+        try:
+            return self._registry.user_by_id(user.id)
+        except UnknownUserError:
+            logger.warning("user %d was deleted since the gallery was loaded: denying", user.id)
+            return replace(user, active=False)
+        except StorageError as err:
+            logger.error("cannot check the access policy of user %d, denying: %s", user.id, err)
+            self._stats.count("policy_unavailable")
+            return None
+
+    def _deliver(self, message: OutboxMessage) -> bool:
+        try:
+            return bool(self._publish(message.topic, message.payload, message.qos, message.retain))
+        except Exception:  # publishing is best effort; the event stays queued for the outbox
+            logger.exception("publishing to %s failed", message.topic)
+            return False
+
+    def _health(self, kind: str, message: str) -> None:
+        self._stats.count(kind)
+        payload = json.dumps({"event": kind, "message": message, "time": _utc_now()})
+        self._send(self.topics.health, payload.encode())
 
     def _save_capture(self, event: AccessEvent, frame: Frame | None) -> str | None:
         if frame is None or not self.config.capture.enabled:
@@ -453,6 +482,10 @@ class DoorController:
             logger.info("lockout over: verification resumes")
             self._send(self.topics.lockout, b"OFF", retain=True)
             self._save_lockout()
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 class _BadImageError(Exception):
