@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import numpy as np
-
 from facegate.config import FacegateConfig, mqtt_password
 from facegate.daemon.actuators import make_actuator
 from facegate.daemon.door import DoorController
@@ -26,6 +24,7 @@ from facegate.daemon.stats import DaemonStats
 from facegate.daemon.systemd import SystemdNotifier
 from facegate.daemon.topics import DoorTopics
 from facegate.daemon.verifier import Verifier
+from facegate.enrollment.embedding import OnUnreadable, embed_missing
 from facegate.errors import StorageError
 from facegate.model.manifest import Thresholds
 from facegate.scheduler.jobs import JobContext
@@ -37,8 +36,6 @@ logger = logging.getLogger(__name__)
 # How long start-up waits for the broker before declaring itself ready anyway: decisions are
 # queued in the outbox meanwhile, so a broker outage must not keep the door from working.
 BROKER_WAIT_S = 10.0
-# Gallery crops embedded per model call when (re-)embedding.
-EMBED_BATCH = 64
 # How often the registry is asked (cheaply) whether users or galleries changed.
 GALLERY_POLL_S = 5.0
 # The worker must have looped within this many seconds for the watchdog to be fed.
@@ -57,31 +54,12 @@ def refresh_gallery(registry: Registry, verifier: Verifier) -> int:
     """Embed gallery images the active model has not embedded yet, then reload the index.
 
     Returns how many images were newly embedded. Never mixes embedding spaces: only this
-    model's embeddings are loaded. An unreadable crop is logged and left out.
+    model's embeddings are loaded. An unreadable image is logged, counted and left out.
     """
     model = verifier.model
-    sha = model.manifest.sha256
-    missing = registry.images_without_embedding(sha)
-    embedded = 0
-    for first in range(0, len(missing), EMBED_BATCH):
-        readable, crops = [], []
-        for image in missing[first : first + EMBED_BATCH]:
-            try:
-                crops.append(registry.read_crop(image))
-                readable.append(image)
-            except StorageError as err:
-                # One lost crop file must not take the door down; it stays unembedded.
-                logger.error(
-                    "gallery image %d (user %d) unreadable: %s", image.id, image.user_id, err
-                )
-        if readable:
-            vectors = model.embed(np.stack(crops))
-            registry.put_embeddings(sha, dict(zip((i.id for i in readable), vectors, strict=True)))
-            embedded += len(readable)
-    if embedded:
-        logger.info("embedded %d gallery images with model %s", embedded, sha[:12])
-    verifier.load_gallery(registry.gallery_matrix(sha))
-    return embedded
+    done = embed_missing(registry, model, OnUnreadable.SKIP)
+    verifier.load_gallery(registry.gallery_matrix(model.manifest.sha256))
+    return len(done.vectors)
 
 
 def follow_registry(registry: Registry, config: FacegateConfig, verifier: Verifier) -> None:
@@ -90,10 +68,12 @@ def follow_registry(registry: Registry, config: FacegateConfig, verifier: Verifi
     active = registry.active_model()
     if active is not None and active.sha256 != verifier.model.manifest.sha256:
         from facegate.face.pipeline import FacePipeline
-        from facegate.scheduler.promote import embed_missing, load_version
+        from facegate.scheduler.promote import load_version
 
         model = load_version(active, config.model.runtime)
-        embed_missing(registry, model)
+        # The promotion embedded the whole gallery; a file lost since must not keep the door
+        # on a model the registry no longer names (refresh_gallery logs and counts it).
+        embed_missing(registry, model, OnUnreadable.SKIP)
         verifier.swap_model(
             FacePipeline(config.face, model.manifest.align_spec),
             model,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from facegate.enrollment.enroll import Candidate
+from facegate.enrollment.enroll import Candidate, face_candidate
 from facegate.errors import CaptureError, EnrollmentError
 from facegate.face.types import FaceResult
 
@@ -94,9 +94,7 @@ def capture_faces(
         if previous is not None and float(previous @ direction) >= duplicate_similarity:
             continue  # too like the last capture: wait for the person to move
         previous = direction
-        accepted.append(
-            Candidate(f"{source}#{len(accepted) + 1}", result.face.crop, result.face.quality.score)
-        )
+        accepted.append(face_candidate(f"{source}#{len(accepted) + 1}", frame, result.face))
         done = len(accepted)
         hint = "; turn your head slightly" if done < count else ""
         progress(f"  captured {done}/{count} (quality {result.face.quality.score:.2f}){hint}")

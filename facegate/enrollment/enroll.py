@@ -3,8 +3,9 @@
 Each image is detected, aligned and quality-gated by the face pipeline; the good crops are
 embedded with one model call, near-identical ones dropped (same content, or cosine similarity
 of the embeddings at or above ``EnrollmentConfig.duplicate_similarity``), the best kept up to
-``max_gallery``, and the user, crops and embeddings stored by the registry in one transaction.
-Fewer than ``min_images`` good crops stores nothing.
+``max_gallery``, and the user, images and embeddings stored by the registry in one transaction.
+The gallery stores each face as a model-independent canonical chip with its landmarks, from
+which any later model's crop is re-derived. Fewer than ``min_images`` good crops stores nothing.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ import numpy as np
 from facegate.config import FacegateConfig
 from facegate.enrollment.names import clean_name
 from facegate.errors import EnrollmentError, StorageError
-from facegate.face.types import FaceResult
+from facegate.face.types import AlignedFace, FaceResult, Reason
 from facegate.storage.files import encode_crop
 from facegate.storage.records import NewGalleryImage
 from facegate.storage.registry import Registry
 
 if TYPE_CHECKING:
+    from facegate.config import FaceConfig
     from facegate.model.bundle import LoadedModel
 
 logger = logging.getLogger(__name__)
@@ -36,18 +38,33 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".
 class FaceSource(Protocol):
     """What enrollment needs of the face pipeline."""
 
-    def process_file(self, path: str | Path) -> FaceResult:
-        """An image file to an aligned face or the reason there is none."""
+    config: FaceConfig
+
+    def process(self, rgb: np.ndarray) -> FaceResult:
+        """An (H, W, 3) uint8 RGB image to an aligned face or the reason there is none."""
         ...
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A good aligned crop ((S, S, 3) uint8 RGB) with its quality in [0, 1] and source."""
+    """A good face: the model's aligned ``crop`` ((S, S, 3) uint8 RGB), its quality in [0, 1],
+    its source, and what the gallery stores: the canonical ``chip`` ((C, C, 3) uint8 RGB) with
+    the face's (6, 2) ``landmarks`` in chip pixels (``facegate.face.align.canonical_chip``)."""
 
     source: str
     crop: np.ndarray
     quality: float
+    chip: np.ndarray
+    landmarks: np.ndarray
+
+
+def face_candidate(source: str, rgb: np.ndarray, face: AlignedFace) -> Candidate:
+    """A Candidate of a face the pipeline found in the (H, W, 3) uint8 RGB image ``rgb``."""
+    from facegate.face.align import canonical_chip
+    from facegate.face.detect import as_rgb
+
+    chip, landmarks = canonical_chip(as_rgb(rgb), face.detection.landmarks)
+    return Candidate(source, face.crop, face.quality.score, chip, landmarks)
 
 
 @dataclass(frozen=True)
@@ -149,20 +166,35 @@ def expand_sources(sources: Iterable[str | Path]) -> tuple[list[Path], list[Reje
     return files, missing
 
 
+def face_from_file(pipeline: FaceSource, path: Path) -> Candidate | Reason:
+    """One image file through the face pipeline: its Candidate, or why there is none."""
+    from facegate.face.image_io import ImageDecodeError, load_image
+
+    try:
+        # Decoded here, not by process_file: the canonical chip is cut from this image.
+        rgb = load_image(path, max_side=pipeline.config.max_image_side)
+    except ImageDecodeError as err:
+        logger.warning("image refused: %s", err)
+        return err.reason
+    result = pipeline.process(rgb)
+    if result.face is None:
+        return result.reason or Reason.NO_FACE
+    return face_candidate(str(path), rgb, result.face)
+
+
 def faces_from_files(
     pipeline: FaceSource, files: Sequence[Path]
 ) -> tuple[list[Candidate], list[Rejection]]:
-    """Run each file through the face pipeline: good crops and named rejections."""
+    """Run each file through the face pipeline: good faces and named rejections."""
     candidates: list[Candidate] = []
     rejected: list[Rejection] = []
     for path in files:
-        result = pipeline.process_file(path)
-        if result.face is None:
-            reason = result.reason.value if result.reason is not None else "no usable face"
-            rejected.append(Rejection(str(path), reason))
-            logger.info("enrollment image %s rejected: %s", path.name, reason)
+        found = face_from_file(pipeline, path)
+        if isinstance(found, Candidate):
+            candidates.append(found)
         else:
-            candidates.append(Candidate(str(path), result.face.crop, result.face.quality.score))
+            rejected.append(Rejection(str(path), found.value))
+            logger.info("enrollment image %s rejected: %s", path.name, found.value)
     return candidates, rejected
 
 
@@ -192,7 +224,7 @@ def _prepare(
     limit = config.enrollment.max_gallery if room is None else room
     threshold = config.enrollment.duplicate_similarity
     for cand, vector, direction in zip(ordered, embeddings, unit, strict=True):
-        encoded = encode_crop(cand.crop)
+        encoded = encode_crop(cand.chip)
         if encoded.sha256 in seen:
             out.duplicates.append(Duplicate(cand.source, seen[encoded.sha256], 1.0))
             continue
@@ -216,6 +248,7 @@ def _prepare(
                 quality=float(cand.quality),
                 source=Path(cand.source).name or cand.source,
                 embedding=vector,
+                landmarks=cand.landmarks,
             )
         )
     return out

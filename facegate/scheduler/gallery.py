@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facegate.config import FacegateConfig
+from facegate.enrollment.embedding import OnUnreadable, embed_gallery
 from facegate.errors import StorageError
 from facegate.storage.records import GalleryImage, NewGalleryImage
 from facegate.storage.registry import Registry
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-EMBED_BATCH = 64
 CAPTURE_SOURCE = "capture:"
 
 
@@ -57,31 +57,6 @@ class RefreshReport:
             f"{len(self.duplicates)} duplicates, {len(self.poor_quality)} poor, "
             f"{len(self.capped)} over the cap; added {len(self.added_from_captures)} captures"
         )
-
-
-def fit_crops(crops: np.ndarray, size: int) -> np.ndarray:
-    """(N, s, s, 3) uint8 crops resized to (N, size, size, 3) when their side differs."""
-    if crops.shape[1] == size:
-        return crops
-    import cv2
-
-    inter = cv2.INTER_AREA if crops.shape[1] > size else cv2.INTER_LINEAR
-    return np.stack([cv2.resize(c, (size, size), interpolation=inter) for c in crops])
-
-
-def embed_images(
-    registry: Registry, model: LoadedModel, images: Sequence[GalleryImage]
-) -> dict[int, np.ndarray]:
-    """Embed stored gallery crops with ``model``: image id -> (D,) float32."""
-    out: dict[int, np.ndarray] = {}
-    for start in range(0, len(images), EMBED_BATCH):
-        chunk = images[start : start + EMBED_BATCH]
-        crops = np.stack([registry.read_crop(image) for image in chunk])
-        vectors = model.embed(fit_crops(crops, model.input_size))
-        out.update(
-            {img.id: np.asarray(v, np.float32) for img, v in zip(chunk, vectors, strict=True)}
-        )
-    return out
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -175,6 +150,7 @@ def _capture_candidates(
     now: datetime,
 ) -> dict[str, list[NewGalleryImage]]:
     """Confident granted captures of consenting users, re-checked against their gallery."""
+    from facegate.enrollment.enroll import Candidate, face_from_file
     from facegate.scheduler.calibrate import door_thresholds
     from facegate.storage.files import encode_crop
 
@@ -204,29 +180,30 @@ def _capture_candidates(
     for record in records:
         user = consenting[record.user_id]  # type: ignore[index]
         path = Path(registry.data_dir) / str(record.capture_path)
-        result = pipeline.process_file(path)
-        if result.face is None:
-            logger.debug("capture %s: %s", record.decision_id[:8], result.reason)
+        face = face_from_file(pipeline, path)
+        if not isinstance(face, Candidate):
+            logger.debug("capture %s: %s", record.decision_id[:8], face)
             continue
         gallery = registry.gallery(user.name)
         stored = registry.get_embeddings(sha, [g.id for g in gallery])
         if not stored:
             continue
-        probe = model.embed(result.face.crop[None])[0]
+        probe = model.embed(face.crop[None])[0]
         scores = model.head.scores(probe, np.stack(list(stored.values())))
         share = float(np.mean(scores >= thresholds.detection))
         # The capture must verify as this user again, clearly: a frame with two faces or a
         # borderline decision must never teach the gallery someone else's face.
         if float(np.max(scores)) < floor or share < thresholds.verification:
             continue
-        encoded = encode_crop(result.face.crop)
+        encoded = encode_crop(face.chip)
         found.setdefault(user.name, []).append(
             NewGalleryImage(
                 sha256=encoded.sha256,
                 png=encoded.png,
-                quality=float(result.face.quality.score),
+                quality=float(face.quality),
                 source=f"{CAPTURE_SOURCE}{record.decision_id}"[:256],
                 embedding=np.asarray(probe, np.float32),
+                landmarks=face.landmarks,
             )
         )
     return found
@@ -267,13 +244,17 @@ def refresh_galleries(
     if config.scheduler.gallery_self_update and pipeline_factory is not None:
         added = add_captures(registry, model, config, pipeline_factory, now)
     images = registry.all_gallery_images()
-    vectors = embed_images(registry, model, images)
+    # The gate judges each image as this model sees it: its crop re-derived for the model.
+    embedded = embed_gallery(
+        registry, model, images, OnUnreadable.FAIL, check=lambda crop: fails_gate(crop, config)
+    )
+    vectors = embedded.vectors
     by_user: dict[int, list[GalleryImage]] = {}
     for image in images:
         by_user.setdefault(image.user_id, []).append(image)
     plans: dict[int, _UserPlan] = {}
     for user_id, own in by_user.items():
-        gate = [fails_gate(registry.read_crop(image), config) for image in own]
+        gate = [embedded.checks[i.id] for i in own]
         plans[user_id] = plan_user(own, np.stack([vectors[i.id] for i in own]), gate, config)
 
     registry.put_embeddings(sha, vectors)

@@ -14,8 +14,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from facegate.enrollment.embedding import OnUnreadable, embed_gallery, embed_missing
 from facegate.errors import ModelError, StorageError
-from facegate.scheduler.gallery import embed_images
 from facegate.storage.records import ModelVersion
 from facegate.storage.registry import Registry
 
@@ -23,9 +23,6 @@ if TYPE_CHECKING:
     from facegate.model.bundle import LoadedModel
 
 logger = logging.getLogger(__name__)
-
-# Images enrolled while a promotion embeds are embedded in further rounds, up to this many.
-MAX_EMBED_ROUNDS = 5
 
 
 def load_version(version: ModelVersion, runtime: str = "tensorflow") -> LoadedModel:
@@ -41,21 +38,6 @@ def load_version(version: ModelVersion, runtime: str = "tensorflow") -> LoadedMo
             f"{model.manifest.sha256[:12]}; refusing to activate it"
         )
     return model
-
-
-def embed_missing(registry: Registry, model: LoadedModel) -> int:
-    """Embed every gallery image ``model`` has no embedding of yet; return how many."""
-    sha = model.manifest.sha256
-    total = 0
-    for _ in range(MAX_EMBED_ROUNDS):
-        missing = registry.images_without_embedding(sha)
-        if not missing:
-            return total
-        registry.put_embeddings(sha, embed_images(registry, model, missing))
-        total += len(missing)
-    if registry.images_without_embedding(sha):
-        raise StorageError("gallery images keep arriving faster than they can be embedded")
-    return total
 
 
 def promote(
@@ -78,9 +60,11 @@ def promote(
     # A model that was active before keeps its stored embeddings whatever happens here.
     fresh = not registry.get_embeddings(sha)
     try:
+        # Every image, each re-derived for the candidate's crop size and template; a file
+        # that cannot be read fails the promotion rather than switch to a partial gallery.
         images = registry.all_gallery_images()
-        registry.put_embeddings(sha, embed_images(registry, candidate, images))
-        embed_missing(registry, candidate)
+        registry.put_embeddings(sha, embed_gallery(registry, candidate, images).vectors)
+        embed_missing(registry, candidate, OnUnreadable.FAIL)
         version = registry.activate_model(sha, why=why)
     except BaseException:
         if fresh:
@@ -124,7 +108,7 @@ def rollback(registry: Registry, why: str, runtime: str = "tensorflow") -> Model
     since it was retired (its older embeddings are still stored), then switch back."""
     target = rollback_target(registry)
     model = load_version(target, runtime)
-    embed_missing(registry, model)
+    embed_missing(registry, model, OnUnreadable.FAIL)
     version = registry.rollback_model(why)
     if version.sha256 != target.sha256:  # another process switched models meanwhile
         logger.error(

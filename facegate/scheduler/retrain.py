@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facegate.config import FacegateConfig
+from facegate.enrollment.embedding import fit_crops, read_model_crop
 from facegate.errors import DataError, ModelError
 from facegate.scheduler.calibrate import door_thresholds
-from facegate.scheduler.gallery import fit_crops
 from facegate.storage.records import ModelVersion
 from facegate.storage.registry import Registry
 
@@ -77,9 +77,11 @@ class SiteSplit:
         return len(held) >= 2 and all(np.any(self.train_labels == u) for u in held)
 
 
-def site_split(registry: Registry, holdout: float, size: int) -> SiteSplit:
+def site_split(registry: Registry, holdout: float, spec: AlignSpec) -> SiteSplit:
     """Split every active user's gallery: ``holdout`` of it (at least one image, users with
-    three or more images only) is held out, chosen by image hash (stable across runs)."""
+    three or more images only) is held out, chosen by image hash (stable across runs).
+    The crops are each image's crop for ``spec`` (the active model's)."""
+    size = spec.size
     users = {u.id for u in registry.list_users(active_only=True)}
     per_user: dict[int, list] = {}
     for image in registry.all_gallery_images():
@@ -91,13 +93,13 @@ def site_split(registry: Registry, holdout: float, size: int) -> SiteSplit:
         ordered = sorted(images, key=lambda i: hashlib.sha256(i.sha256.encode()).hexdigest())
         count = max(1, int(len(ordered) * holdout)) if len(ordered) >= 3 else 0
         for k, image in enumerate(ordered):
-            (held if k < count else train).append((user_id, registry.read_crop(image)))
+            crop = read_model_crop(registry, image, spec)
+            (held if k < count else train).append((user_id, crop))
 
     def stack(items: list[tuple[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
         if not items:
             return np.zeros((0, size, size, 3), np.uint8), np.zeros((0,), np.int64)
-        crops = fit_crops(np.stack([c for _, c in items]), size)
-        return crops, np.array([u for u, _ in items], np.int64)
+        return np.stack([c for _, c in items]), np.array([u for u, _ in items], np.int64)
 
     train_crops, train_labels = stack(train)
     held_crops, held_labels = stack(held)
@@ -379,7 +381,7 @@ def retrain(
     against new, and promote or reject the candidate (see the module doc); ``lock`` is held
     while the candidate is judged and promoted."""
     sched = config.scheduler
-    split = site_split(registry, sched.retrain_holdout, model.input_size)
+    split = site_split(registry, sched.retrain_holdout, model.manifest.align_spec)
     if not split.usable:
         return RetrainResult(None, "skipped: fewer than two users with three or more images")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")

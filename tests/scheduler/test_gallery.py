@@ -14,6 +14,7 @@ import pytest
 from scheduler_support import PEOPLE, Site, person_images
 
 from facegate.config import FacegateConfig
+from facegate.enrollment.embedding import model_crop, read_model_crop
 from facegate.scheduler.gallery import farthest_point_order, plan_user, refresh_galleries
 from facegate.scheduler.promote import promote
 from facegate.storage.files import encode_crop
@@ -73,12 +74,22 @@ def test_refresh_re_embeds_and_cleans_a_real_site(site: Site) -> None:
     registry, model = site.registry, site.model
     sha = model.manifest.sha256
     name = PEOPLE[0].split("_")[-1].lower()
-    base = registry.read_crop(registry.gallery(name)[0])
+    first_image = registry.gallery(name)[0]
+    base = registry.read_crop(first_image)
+    landmarks = np.array(first_image.landmarks)
     near_copy = base.copy()
     near_copy[0, 0, 0] ^= 1  # one pixel: another file, the same face
     dark = (base * 0.15).astype(np.uint8)
+    spec = model.manifest.align_spec
     extra = [
-        NewGalleryImage(encode_crop(c).sha256, encode_crop(c).png, q, src, model.embed(c[None])[0])
+        NewGalleryImage(
+            encode_crop(c).sha256,
+            encode_crop(c).png,
+            q,
+            src,
+            model.embed(model_crop(c, first_image.landmarks, spec)[None])[0],
+            landmarks,
+        )
         for c, q, src in ((near_copy, 0.1, "copy.png"), (dark, 0.05, "dark.png"))
     ]
     added = registry.add_gallery_images(name, extra, sha)
@@ -97,7 +108,7 @@ def test_refresh_re_embeds_and_cleans_a_real_site(site: Site) -> None:
     assert len(images) == 12
     stored = _stored(site, sha)
     assert set(stored) == {i.id for i in images}
-    crops = np.stack([registry.read_crop(i) for i in images])
+    crops = np.stack([read_model_crop(registry, i, spec) for i in images])
     expected = model.embed(crops)
     assert all(
         np.allclose(stored[i.id], e, atol=1e-5) for i, e in zip(images, expected, strict=True)

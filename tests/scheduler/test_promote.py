@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scheduler_support import PEOPLE, Site, enroll_people
 
+from facegate.enrollment.embedding import read_model_crop
 from facegate.errors import ModelError, StorageError
 from facegate.scheduler.promote import activate, promote, rollback
 from facegate.scheduler.retrain import (
@@ -29,7 +30,8 @@ def _embeddings_of(site: Site, model: Any) -> dict[int, np.ndarray]:
 
 def _expected(site: Site, model: Any) -> dict[int, np.ndarray]:
     images = site.registry.all_gallery_images()
-    crops = np.stack([site.registry.read_crop(i) for i in images])
+    spec = model.manifest.align_spec
+    crops = np.stack([read_model_crop(site.registry, i, spec) for i in images])
     return {i.id: v for i, v in zip(images, model.embed(crops), strict=True)}
 
 
@@ -37,7 +39,7 @@ def test_worse_candidate_is_rejected_and_nothing_changes(
     site: Site, models: dict[str, Any], lfw_root: Path
 ) -> None:
     exact, worse = models["exact"], models["reversed"]
-    split = site_split(site.registry, 0.3, 112)
+    split = site_split(site.registry, 0.3, site.model.manifest.align_spec)
     lfw = lfw_devtest_pairs(lfw_root, 20)
     evaluation = evaluate_models({"old": exact, "new": worse}, split, lfw, site.config)
     assert set(evaluation["old"]) == set(evaluation["new"]) == {SITE_BENCHMARK, LFW_BENCHMARK}
@@ -66,7 +68,7 @@ def test_better_candidate_is_promoted_with_galleries_re_embedded(
     lenient, better = models["lenient"], models["other"]
     promote(site.registry, lenient, "a lenient model, accepting everyone")
     assert site.registry.active_model().sha256 == lenient.manifest.sha256
-    split = site_split(site.registry, 0.3, 112)
+    split = site_split(site.registry, 0.3, site.model.manifest.align_spec)
     evaluation = evaluate_models({"old": lenient, "new": better}, split, None, site.config)
 
     version = judge_candidate(site.registry, better, evaluation, far_weight=10.0)

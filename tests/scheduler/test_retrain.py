@@ -105,13 +105,13 @@ def test_memory_limit_stops_a_greedy_process() -> None:
 
 
 def test_site_split_holds_out_per_user(site: Site) -> None:
-    split = site_split(site.registry, 0.3, 112)
+    split = site_split(site.registry, 0.3, site.model.manifest.align_spec)
     assert split.usable
     assert len(split.held_crops) == 3  # one of five images per user
     assert len(split.train_crops) == 12
     assert sorted(set(split.held_labels.tolist())) == sorted(set(split.train_labels.tolist()))
     # Stable across runs: the held-out images are chosen by hash.
-    again = site_split(site.registry, 0.3, 112)
+    again = site_split(site.registry, 0.3, site.model.manifest.align_spec)
     assert np.array_equal(again.held_crops, split.held_crops)
 
 
