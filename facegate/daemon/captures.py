@@ -23,15 +23,24 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
 
 
 def save_capture(data_dir: Path, decision_id: str, when: datetime, rgb: np.ndarray) -> str:
-    """Write ``captures/YYYY-MM-DD/<decision_id>.jpg`` privately; return its relative path."""
+    """Write ``captures/YYYY-MM-DD/<decision_id>.jpg`` privately; return its relative path.
+
+    Raise OSError (disk full, no permission) leaving no partial file.
+    """
     relative = Path(CAPTURE_DIR) / when.strftime("%Y-%m-%d") / f"{decision_id}.jpg"
     target = Path(data_dir) / relative
     for directory in (Path(data_dir) / CAPTURE_DIR, target.parent):
         directory.mkdir(mode=0o700, exist_ok=True)
         os.chmod(directory, 0o700)
+    data = encode_jpeg(rgb)
     temp = target.with_suffix(".tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(encode_jpeg(rgb))
-    os.replace(temp, target)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temp, target)
+    except BaseException:
+        # A full disk leaves a truncated file: never keep half a capture behind.
+        temp.unlink(missing_ok=True)
+        raise
     return str(relative)

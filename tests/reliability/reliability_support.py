@@ -91,10 +91,9 @@ def namespace_mount(mountpoint: Path, options: str, source: str = "tmpfs") -> It
 
 def fill(folder: Path) -> None:
     """Write into ``folder`` until its filesystem is full."""
-    with open(folder / "filler", "wb") as handle:
+    with open(folder / "filler", "wb", buffering=0) as handle:
         try:
             while True:
                 handle.write(b"\0" * 4096)
-                handle.flush()
         except OSError:
             pass
