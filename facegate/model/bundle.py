@@ -236,7 +236,7 @@ def resolve_runtime(runtime: str) -> str:
     if runtime == "auto":
         return "tensorflow" if tensorflow_available() else "litert"
     if runtime == "tensorflow":
-        require_tensorflow('model.runtime = "tensorflow" (set "litert" or "auto" to run without)')
+        require_tensorflow('model.runtime = "tensorflow"')
     elif importlib.util.find_spec("ai_edge_litert") is None:
         raise ModelError(
             f'model.runtime = "litert" needs ai-edge-litert, which is not installed: '
