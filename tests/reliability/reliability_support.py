@@ -8,6 +8,7 @@ and mount namespace (``unshare -rm``, no root needed); the test process reaches 
 from __future__ import annotations
 
 import json
+import queue
 import shutil
 import sqlite3
 import subprocess
@@ -97,3 +98,17 @@ def fill(folder: Path) -> None:
                 handle.write(b"\0" * 4096)
         except OSError:
             pass
+
+
+def drain(watcher, topic: str, settle_s: float = 0.5) -> list[bytes]:
+    """Every payload a ``mqtt_support.Listener`` holds for ``topic`` after ``settle_s``,
+    removed from it."""
+    time.sleep(settle_s)
+    while True:
+        try:
+            watcher.pending.append(watcher.messages.get_nowait())
+        except queue.Empty:
+            break
+    got = [payload for t, payload, _ in watcher.pending if t == topic]
+    watcher.pending[:] = [m for m in watcher.pending if m[0] != topic]
+    return got
