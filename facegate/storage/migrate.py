@@ -74,10 +74,14 @@ def _known_revision(revision: str) -> bool:
         return False
 
 
-def upgrade(engine: Engine) -> SchemaStatus:
-    """Bring the registry schema to this code's head revision; return the new status."""
+def upgrade(engine: Engine, target: str | None = None) -> SchemaStatus:
+    """Bring the registry schema to ``target`` (default: this code's head); return the status.
+
+    An older ``target`` exists for tests that build a registry as an earlier release left it.
+    """
     before = schema_status(engine)
-    if before.up_to_date:
+    goal = target or before.head
+    if before.current == goal:
         return before
     config = _alembic_config()
     try:
@@ -85,8 +89,8 @@ def upgrade(engine: Engine) -> SchemaStatus:
         # both create it: alembic reads the revision again under the lock and skips done work.
         with writer(engine).begin() as conn:
             config.attributes["connection"] = conn
-            command.upgrade(config, "head")
-    except SQLAlchemyError as err:
+            command.upgrade(config, goal)
+    except (SQLAlchemyError, CommandError) as err:
         raise StorageError(f"registry schema upgrade failed: {err}") from err
-    logger.info("registry schema upgraded from %s to %s", before.current or "empty", before.head)
-    return SchemaStatus(current=before.head, head=before.head)
+    logger.info("registry schema upgraded from %s to %s", before.current or "empty", goal)
+    return SchemaStatus(current=goal, head=before.head)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -310,3 +311,19 @@ def test_remove_images_by_id_and_the_gallery_stamp(registry: Registry) -> None:
     assert len(_files(registry)) == 1
     assert registry.gallery_stamp(MODEL_A) != after_disable
     assert registry.remove_images([]) == 0
+
+
+def test_landmarks_round_trip_exactly_and_bad_ones_store_nothing(registry: Registry) -> None:
+    rng = np.random.default_rng(7)
+    points = rng.uniform(0, 256, (6, 2))  # float64 pixels of a chip: stored exactly
+    chip = replace(_image(1), landmarks=points)
+    registry.create_user_with_gallery("ann", [chip, _image(2)], MODEL_A)
+    stored, legacy = registry.gallery("ann")
+    assert np.array_equal(np.array(stored.landmarks), points) and not stored.legacy
+    assert legacy.landmarks is None and legacy.legacy
+    assert registry.all_gallery_images()[0] == stored
+    for bad in (np.array([[1.0, np.nan], [2.0, 3.0]]), np.zeros((1, 2)), np.zeros((3, 3))):
+        with pytest.raises(StorageError, match="landmarks"):
+            registry.add_gallery_images("ann", [replace(_image(3), landmarks=bad)], MODEL_A)
+    assert len(registry.gallery("ann")) == 2
+    assert len(_files(registry)) == 2
