@@ -1,16 +1,19 @@
 """Benchmark verification end to end: per-stage latency per architecture, and the seed's loop.
 
 Usage: python bench/bench_pipeline.py [--quick] [--arch NAME ...] [--model DIR ...]
-                                      [--lfw DIR] [--out FILE]
+                                      [--no-default] [--lfw DIR] [--out FILE]
 
 On a 640x480 frame with an LFW face pasted in, times each stage of facegate's verification for
-each architecture (untrained weights are fine for latency) and each model directory given:
+each architecture (untrained weights are fine for latency), the packaged default model under
+both runtimes (TensorFlow, and LiteRT with its int8 tower) and each model directory given:
 detect (BlazeFace on the frame), align (landmark refinement, similarity warp, quality
-measures), embed (one crop through the tower's tf.function) and compare (the numpy Siamese head
-against a cached 50-row gallery matrix). Then, in the same run, the seed's way of verifying with
-the seed architecture: for each of 50 verification images, read and resize the input and the
-verification JPEG and call ``model.predict`` on the pair. Prints a table and writes JSON
-(default bench/results/pipeline.json).
+measures), embed (one crop through the tower) and compare (the numpy Siamese head against a
+cached 50-row gallery matrix). Then, in the same run, the seed's way of verifying with the
+seed architecture (for each of 50 verification images, read and resize the input and the
+verification JPEG and call ``model.predict`` on the pair) and, where it is installed, the
+face_recognition library (dlib HOG detector, 5-point landmarks, ResNet encoding, distances to
+50 gallery encodings) on the same frame. Prints a table and writes JSON (default
+bench/results/pipeline.json).
 """
 
 from __future__ import annotations
@@ -121,13 +124,13 @@ def from_architecture(name: str) -> tuple[Candidate, Any]:
     return Candidate(name, embedder, head, spec), siamese
 
 
-def from_model_dir(path: Path) -> Candidate:
-    """A trained model directory, loaded and verified."""
+def from_model_dir(path: Path | None, runtime: str = "tensorflow") -> Candidate:
+    """A trained model directory (None: the packaged default), loaded and verified."""
     from facegate.model.bundle import load_model_dir
 
-    model = load_model_dir(path)
-    label = f"{model.manifest.name} ({model.manifest.arch})"
-    return Candidate(label, model.embedder, model.head, model.manifest.align_spec)
+    model = load_model_dir(path, runtime=runtime)
+    label = "default" if path is None else model.manifest.name
+    return Candidate(f"{label} {runtime}", model.embedder, model.head, model.manifest.align_spec)
 
 
 def gallery_matrix(candidate: Candidate, pipeline: FacePipeline, files: list[Path]) -> np.ndarray:
@@ -222,6 +225,39 @@ def bench_seed_loop(siamese: Any, frame: np.ndarray, files: list[Path], repeats:
     }
 
 
+def bench_face_recognition(frame: np.ndarray, files: list[Path], repeats: int) -> dict | None:
+    """face_recognition (dlib HOG + 5-point landmarks + ResNet) verifying ``frame``; None if
+    the library is not installed."""
+    try:
+        import face_recognition
+    except ImportError:
+        return None
+    gallery = []
+    for path in files:
+        encodings = face_recognition.face_encodings(face_recognition.load_image_file(str(path)))
+        if encodings:
+            gallery.append(encodings[0])
+        if len(gallery) == GALLERY_SIZE:
+            break
+    known = np.stack(gallery)
+    times: dict[str, list[Sample]] = {"detect": [], "embed": [], "compare": [], "total": []}
+    for i in range(repeats + 1):
+        wall, cpu = time.perf_counter(), time.process_time()
+        boxes = timed(times["detect"], face_recognition.face_locations, frame)
+        if not boxes:
+            raise SystemExit("face_recognition found no face in the benchmark frame")
+        encoding = timed(times["embed"], face_recognition.face_encodings, frame, boxes[:1])[0]
+        timed(times["compare"], face_recognition.face_distance, known, encoding)
+        times["total"].append(
+            ((time.perf_counter() - wall) * 1e3, (time.process_time() - cpu) * 1e3)
+        )
+        if i == 0:
+            for samples in times.values():
+                samples.clear()
+    # "embed" here includes dlib's 5-point landmarks, which it needs to cut its chip.
+    return {"stages": {name: summary(samples) for name, samples in times.items()}}
+
+
 def machine() -> dict[str, Any]:
     """Where the numbers came from."""
     from facegate.model.tf_runtime import import_keras, import_tf
@@ -242,9 +278,14 @@ def print_table(results: dict[str, Any]) -> None:
     """The human-readable table."""
     print(f"\nfacegate verification of one 640x480 frame against a {GALLERY_SIZE}-image gallery")
     print(f"{'model':28} {'stage':8} {'median ms':>10} {'p95 ms':>10} {'CPU ms':>10}")
-    for label, res in results["models"].items():
+    rows = dict(results["models"])
+    if results.get("face_recognition"):
+        rows["face_recognition (dlib)"] = results["face_recognition"]
+    for label, res in rows.items():
         for stage in (*STAGES, "total"):
-            s = res["stages"][stage]
+            s = res["stages"].get(stage)
+            if s is None:
+                continue
             print(
                 f"{label:28} {stage:8} {s['median_ms']:10.2f} {s['p95_ms']:10.2f} "
                 f"{s['cpu_median_ms']:10.2f}"
@@ -261,6 +302,13 @@ def print_table(results: dict[str, Any]) -> None:
             f"{ours_cpu:9.1f} ms CPU\n"
             f"  speed-up x{seed['median_s'] * 1000 / ours:.0f} (wall)"
         )
+    peer = results.get("face_recognition")
+    if peer:
+        theirs = peer["stages"]["total"]["median_ms"]
+        for label, res in results["models"].items():
+            if label.startswith("default"):
+                ours = res["stages"]["total"]["median_ms"]
+                print(f"face_recognition / facegate {label}: x{theirs / ours:.1f} (wall, median)")
     print(f"load average (1 min) at start: {results['machine']['load_average_1m']}")
 
 
@@ -275,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lfw", type=Path, default=default_lfw())
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "pipeline.json")
     parser.add_argument("--no-seed-loop", action="store_true", help="skip the seed's loop")
+    parser.add_argument("--no-default", action="store_true", help="skip the packaged default model")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     repeats, seed_repeats = (10, 1) if args.quick else (50, 3)
@@ -300,12 +349,17 @@ def main(argv: list[str] | None = None) -> int:
             "params": int(siamese.count_params()),
             **bench_candidate(candidate, frame, gallery_files, repeats),
         }
-    for path in args.model:
-        candidate = from_model_dir(path)
+    runs: list[tuple[Path | None, str]] = [(path, "tensorflow") for path in args.model]
+    if not args.no_default:
+        runs += [(None, "tensorflow"), (None, "litert")]
+    for path, runtime in runs:
+        candidate = from_model_dir(path, runtime)
         print(f"timing {candidate.label} ...", file=sys.stderr)
         results["models"][candidate.label] = bench_candidate(
             candidate, frame, gallery_files, repeats
         )
+    print("timing face_recognition ...", file=sys.stderr)
+    results["face_recognition"] = bench_face_recognition(frame, gallery_files, repeats)
     if seed_siamese is not None and not args.no_seed_loop:
         print("timing the seed's predict loop ...", file=sys.stderr)
         results["seed_loop"] = bench_seed_loop(seed_siamese, frame, gallery_files, seed_repeats)

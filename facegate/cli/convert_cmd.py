@@ -62,6 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=1e-3,
         help="FAR per comparison for the detection threshold",
     )
+    cmd.add_argument(
+        "--match-far",
+        type=float,
+        default=1e-2,
+        help="FAR of a lone 1:1 comparison for the pair threshold (facegate verify)",
+    )
     cmd.add_argument("--seed", type=int, default=0)
     cmd.set_defaults(handler=run_convert)
 
@@ -132,7 +138,7 @@ def run_convert(args: argparse.Namespace, config: FacegateConfig) -> int:
     from facegate.model.resnet import INPUT_SIZE, PREPROCESSING, with_flip_average
     from facegate.model.siamese import CLASSIFIER_LAYER, make_siamese
     from facegate.training import calibrate, head
-    from facegate.training.datasets import labelled_crop
+    from facegate.training.datasets import LABELLED_MIN_SCORE, labelled_crop
     from facegate.training.dlib_convert import (
         DLIB_LICENCE,
         DLIB_MODEL_SHA256,
@@ -195,9 +201,8 @@ def run_convert(args: argparse.Namespace, config: FacegateConfig) -> int:
     def crop(rgb: np.ndarray) -> tuple[np.ndarray, bool]:
         return labelled_crop(pipeline, rgb)
 
-    key = identity_checksum([arch, args.weights_dtype, "labelled_crop", *map(str, fit.template)])[
-        :12
-    ]
+    rule = f"labelled_crop>={LABELLED_MIN_SCORE}"
+    key = identity_checksum([arch, args.weights_dtype, rule, *map(str, fit.template)])[:12]
     embeddings, found = _cached_embeddings(work / f"train_{key}.npz", paths, crop, embedder)
     logger.info("training images: %d, no face in %d", len(paths), int((~found).sum()))
 
@@ -227,7 +232,11 @@ def run_convert(args: argparse.Namespace, config: FacegateConfig) -> int:
     )
     verification, table = calibrate.choose_verification(trials, args.target_far)
     gallery_far, gallery_frr = trials.rates(verification)
-    thresholds = Thresholds(detection=round(detection, 6), verification=verification)
+    pair = calibrate.threshold_at_far(cal_scores[cal.labels == 0], args.match_far)
+    match_far, match_frr = calibrate.rates_at(cal_scores, cal.labels, pair)
+    thresholds = Thresholds(
+        detection=round(detection, 6), verification=verification, pair=round(pair, 6)
+    )
     operating_points = _operating_points(embeddings, labels, cal_idx, cal_scores, cal, scorer)
 
     # 5. The Siamese model around the tower, the head's weights in its classifier.
@@ -246,7 +255,14 @@ def run_convert(args: argparse.Namespace, config: FacegateConfig) -> int:
         b = np.array([row[pair.paths(args.lfw)[1]] for pair in pairs.pairs])
         y = np.array([pair.genuine for pair in pairs.pairs])
         scores = scorer.pair_scores(eval_emb[a], eval_emb[b])
-        report = verification_report(scores, y, np.arange(len(y)) % 10, thresholds.detection)
+        report = verification_report(scores, y, np.arange(len(y)) % 10, thresholds.one_to_one)
+        door_far, door_frr = calibrate.rates_at(scores, y, thresholds.detection)
+        report["door"] = {
+            "threshold": thresholds.detection,
+            "accuracy": float(np.mean((scores >= thresholds.detection) == y)),
+            "far": door_far,
+            "frr": door_frr,
+        }
         report["no_face"] = int((~eval_found).sum())
         report["accuracy_at_0.5"] = float(np.mean((scores >= 0.5) == y))
         for point in operating_points:
@@ -290,6 +306,9 @@ def run_convert(args: argparse.Namespace, config: FacegateConfig) -> int:
         "calibration": {
             "people": int(np.unique(labels[cal_idx]).size),
             "pairs": len(cal),
+            "match_far_target": args.match_far,
+            "match_far": match_far,
+            "match_frr": match_frr,
             "pair_far_target": args.pair_far,
             "pair_far": pair_far,
             "pair_frr": pair_frr,
@@ -325,6 +344,7 @@ def run_convert(args: argparse.Namespace, config: FacegateConfig) -> int:
                 "thresholds": {
                     "detection": thresholds.detection,
                     "verification": thresholds.verification,
+                    "pair": thresholds.pair,
                 },
                 "metrics": metrics,
             },

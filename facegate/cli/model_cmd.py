@@ -115,6 +115,7 @@ def model_info(
         "thresholds": {
             "detection": manifest.thresholds.detection,
             "verification": manifest.thresholds.verification,
+            "pair": manifest.thresholds.one_to_one,
         },
         "size_bytes": weights.stat().st_size if weights.is_file() else None,
         "metrics": manifest.metrics,

@@ -25,14 +25,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument(
         "--model", type=Path, default=None, help="model directory (default: the configured one)"
     )
+    verify.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="match when the score is at least this (default: the model's 1:1 threshold)",
+    )
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     verify.set_defaults(handler=run_verify)
 
 
 def verify_images(
-    image_a: Path, image_b: Path, config: FacegateConfig, model_dir: Path | None = None
+    image_a: Path,
+    image_b: Path,
+    config: FacegateConfig,
+    model_dir: Path | None = None,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """Detect, align and score two images: the ``verify`` JSON object.
+
+    ``threshold`` defaults to the model's 1:1 threshold (``Thresholds.one_to_one``), not the
+    door's stricter per-comparison ``detection`` threshold.
 
     ``score`` is the Siamese probability in [0, 1] (higher = more similar), None when an image
     has no usable face; ``reason_a`` / ``reason_b`` name why (None when that face was usable).
@@ -44,9 +57,8 @@ def verify_images(
     from facegate.model.bundle import load_model_dir
 
     model = load_model_dir(model_dir or config.model.path, runtime=config.model.runtime)
-    threshold = config.model.detection_threshold
     if threshold is None:
-        threshold = model.manifest.thresholds.detection
+        threshold = model.manifest.thresholds.one_to_one
     pipeline = FacePipeline(config.face, model.manifest.align_spec)
     results = [pipeline.process_file(path) for path in (image_a, image_b)]
     reasons = [None if r.ok else (r.reason.value if r.reason else "no_face") for r in results]
@@ -61,7 +73,7 @@ def verify_images(
 
 def run_verify(args: argparse.Namespace, config: FacegateConfig) -> int:
     """Print the score and decision; exit 1 with one line when an image has no usable face."""
-    result = verify_images(args.image_a, args.image_b, config, args.model)
+    result = verify_images(args.image_a, args.image_b, config, args.model, args.threshold)
     if args.json:
         print(json.dumps(result, sort_keys=True))
     if result["score"] is None:

@@ -199,14 +199,14 @@ class FaceDetector:
         return raw, logits
 
     def _candidates(
-        self, rgb: np.ndarray, x0: int = 0, y0: int = 0
+        self, rgb: np.ndarray, min_score: float, x0: int = 0, y0: int = 0
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes (N, 4), keypoints (N, 6, 2) in pixels shifted by (x0, y0), scores (N,)."""
         tensor, scale, pad = self._letterbox(rgb)
         raw, logits = self._infer(tensor)
         logits = np.clip(logits.astype(np.float64), -_RAW_SCORE_CLIP, _RAW_SCORE_CLIP)
         scores = 1.0 / (1.0 + np.exp(-logits))
-        keep = scores >= self.min_score
+        keep = scores >= min_score
         raw, scores, anchors = raw[keep], scores[keep], self._anchors[keep]
         size = float(self.input_size)
         # reverse_output_order: (x_centre, y_centre, w, h) then (x, y) per keypoint, all in
@@ -238,20 +238,25 @@ class FaceDetector:
             return [(round(s), 0, side) for s in starts]
         return [(0, round(s), side) for s in starts]
 
-    def detect(self, rgb: np.ndarray, tiled: bool = False) -> list[Detection]:
+    def detect(
+        self, rgb: np.ndarray, tiled: bool = False, min_score: float | None = None
+    ) -> list[Detection]:
         """Faces in an (H, W, 3) uint8 RGB frame, highest score first, in frame pixels.
 
         ``tiled``: also run the model on square tiles of a wide frame (see ``tiles``), for
         small faces in big frames, at 2-3x the cost; all candidates share one NMS.
+        ``min_score`` overrides the detector's own for this call.
         """
         rgb = as_rgb(rgb)
         height, width = rgb.shape[:2]
         if height == 0 or width == 0:
             return []
-        parts = [self._candidates(rgb)]
+        floor = self.min_score if min_score is None else float(min_score)
+        parts = [self._candidates(rgb, floor)]
         if tiled:
             for x0, y0, side in self.tiles(height, width):
-                parts.append(self._candidates(rgb[y0 : y0 + side, x0 : x0 + side], x0, y0))
+                tile = rgb[y0 : y0 + side, x0 : x0 + side]
+                parts.append(self._candidates(tile, floor, x0, y0))
         boxes = np.concatenate([p[0] for p in parts])
         points = np.concatenate([p[1] for p in parts])
         scores = np.concatenate([p[2] for p in parts])

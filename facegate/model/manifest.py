@@ -30,15 +30,25 @@ class Preprocessing:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """The seed's two thresholds.
+    """The seed's two thresholds, and the one of a lone 1:1 comparison.
 
-    ``detection``: a single comparison matches when the Siamese score (probability in [0, 1],
-    higher is more similar) is at least this. ``verification``: a user is verified when the
-    share of their gallery images that match is at least this.
+    All compare the Siamese score (probability in [0, 1], higher is more similar).
+    ``detection``: at the door, a comparison of the probe with one gallery image matches when
+    its score is at least this. ``verification``: a user is verified when the share of their
+    gallery images that match is at least this. ``pair``: two images are the same person
+    (``facegate verify``, LFW-style evaluation) when their score is at least this; a door asks
+    more of each comparison (deny on doubt) because it compares one probe with every gallery.
+    None where the model was calibrated for one threshold only: then ``detection`` serves.
     """
 
     detection: float = 0.5
     verification: float = 0.5
+    pair: float | None = None
+
+    @property
+    def one_to_one(self) -> float:
+        """The threshold of a single 1:1 comparison: ``pair``, else ``detection``."""
+        return self.detection if self.pair is None else self.pair
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,7 @@ class Manifest:
                 thresholds=Thresholds(
                     detection=float(thr.get("detection", 0.5)),
                     verification=float(thr.get("verification", 0.5)),
+                    pair=None if thr.get("pair") is None else float(thr["pair"]),
                 ),
                 training=dict(data.get("training", {})),
                 metrics=dict(data.get("metrics", {})),

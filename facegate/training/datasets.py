@@ -38,29 +38,53 @@ SEED_FOLDERS = ("anchor", "positive", "negative")
 SEED_PER_FOLDER = 300
 SEED_TRAIN_FRACTION = 0.7
 VAL_BATCH = 128
+# Detection floor for a labelled image's face (a known face at the centre; see labelled_crop).
+LABELLED_MIN_SCORE = 0.3
 
 
 def labelled_crop(pipeline: Any, rgb: np.ndarray) -> tuple[np.ndarray, bool]:
     """The aligned crop of an image's labelled face and whether a face was found.
 
     The labelled face is the detection nearest the image centre (LFW's convention), aligned
-    without the quality gate; where none is found (or its landmarks are implausible) the
-    centre crop from ``fallback_landmarks`` is returned with ``False``. ``pipeline`` is a
-    ``facegate.face.pipeline.FacePipeline``; the crop is (S, S, 3) uint8 RGB.
+    without the quality gate. Where the pipeline's own score finds no usable face, a second
+    pass accepts detections down to ``LABELLED_MIN_SCORE``: the image is known to hold a face
+    at its centre, so a weak detection there is still that face. Where even that finds none
+    (or its landmarks are implausible) the centre crop from ``fallback_landmarks`` is
+    returned with ``False``. ``pipeline`` is a ``facegate.face.pipeline.FacePipeline``; the
+    crop is (S, S, 3) uint8 RGB.
     """
-    from facegate.face import align, quality
+    from facegate.face import align
 
     height, width = rgb.shape[:2]
-    detections = pipeline.detect(rgb)
-    if detections:
-        chosen = pipeline.select(detections, height, width, select="center")
-        if not isinstance(chosen, str) and quality.landmarks_plausible(chosen):
-            try:
-                return align.align_face(rgb, chosen.landmarks, pipeline.spec), True
-            except ValueError as err:
-                logger.debug("cannot align the detected face: %s", err)
+    crop = _centre_face_crop(pipeline, rgb, pipeline.detect(rgb))
+    if crop is None and pipeline.config.min_detection_score > LABELLED_MIN_SCORE:
+        weak = pipeline.detector.detect(
+            rgb, tiled=pipeline.config.tiled_detection, min_score=LABELLED_MIN_SCORE
+        )
+        if pipeline.refine:
+            weak = [pipeline.detector.refine(rgb, det) for det in weak]
+        crop = _centre_face_crop(pipeline, rgb, weak)
+    if crop is not None:
+        return crop, True
     fallback = align.fallback_landmarks(height, width)
     return align.align_face(rgb, fallback, pipeline.spec), False
+
+
+def _centre_face_crop(pipeline: Any, rgb: np.ndarray, detections: list[Any]) -> np.ndarray | None:
+    """The aligned crop of the detection nearest the centre, None if none is usable."""
+    from facegate.face import align, quality
+
+    if not detections:
+        return None
+    height, width = rgb.shape[:2]
+    chosen = pipeline.select(detections, height, width, select="center")
+    if isinstance(chosen, str) or not quality.landmarks_plausible(chosen):
+        return None
+    try:
+        return align.align_face(rgb, chosen.landmarks, pipeline.spec)
+    except ValueError as err:
+        logger.debug("cannot align the detected face: %s", err)
+        return None
 
 
 class CropCache:

@@ -69,7 +69,7 @@ def test_info_of_a_model_dir(model_dir: Path, capsys: pytest.CaptureFixture[str]
     assert info["params"] == 161
     assert info["sha256"] == sha256_file(weights)
     assert info["size_bytes"] == weights.stat().st_size
-    assert info["thresholds"] == {"detection": 0.62, "verification": 0.7}
+    assert info["thresholds"] == {"detection": 0.62, "verification": 0.7, "pair": 0.62}
 
 
 def test_text_output(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

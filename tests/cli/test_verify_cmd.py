@@ -73,18 +73,13 @@ def test_json_contract(
     assert result["match"] is (result["score"] >= 0.5)
 
 
-def test_config_threshold_decides(
-    model_dir: Path,
-    same_pair: tuple[Path, Path],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+def test_threshold_option_decides(
+    model_dir: Path, same_pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["verify", *map(str, same_pair), "--model", str(model_dir), "--json"]
     score = _verify(capsys, argv)["score"]
     for threshold, match in ((score - 0.01, True), (score + 0.01, False)):
-        config = tmp_path / "facegate.toml"
-        config.write_text(f"[model]\ndetection_threshold = {threshold!r}\n")
-        result = _verify(capsys, ["--config", str(config), *argv])
+        result = _verify(capsys, [*argv, "--threshold", repr(threshold)])
         assert result["threshold"] == pytest.approx(threshold)
         assert result["score"] == pytest.approx(score, abs=1e-6)
         assert result["match"] is match

@@ -206,3 +206,26 @@ def test_only_siamese_models_are_saved(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="not a Siamese model"):
         save_model_dir(plain, tmp_path / "m", name="x", arch="compact", template=TEMPLATE)
     assert not (tmp_path / "m").exists()
+
+
+def test_pair_threshold_round_trips_and_falls_back_to_detection() -> None:
+    """``pair`` is the 1:1 threshold; manifests without it use ``detection``."""
+    from facegate.model.manifest import Manifest, Thresholds
+
+    base = {
+        "name": "m",
+        "arch": "compact",
+        "input_size": 64,
+        "embedding_dim": 8,
+        "template": [[0.3, 0.4], [0.7, 0.4]],
+        "weights_file": "model.keras",
+        "sha256": "0" * 64,
+    }
+    old = Manifest.from_dict({**base, "thresholds": {"detection": 0.9, "verification": 0.3}})
+    assert old.thresholds.pair is None and old.thresholds.one_to_one == 0.9
+    new = Manifest.from_dict(
+        {**base, "thresholds": {"detection": 0.9, "verification": 0.3, "pair": 0.57}}
+    )
+    assert new.thresholds == Thresholds(detection=0.9, verification=0.3, pair=0.57)
+    assert new.thresholds.one_to_one == 0.57
+    assert Manifest.from_dict(json.loads(new.to_json())) == new
