@@ -30,10 +30,14 @@ HEADS = {"exact": (-400.0, 4.0), "reversed": (400.0, -4.0), "lenient": (-1.0, 4.
 
 
 def build_models(
-    root: Path, seed: int = 0, heads: tuple[str, ...] = tuple(HEADS)
+    root: Path,
+    seed: int = 0,
+    heads: tuple[str, ...] = tuple(HEADS),
+    size: int = SIZE,
+    template: tuple[tuple[float, float], ...] | None = None,
 ) -> dict[str, Path]:
     """Save one model directory per named head of HEADS, all on one tower (drawn from
-    ``seed``); name -> dir."""
+    ``seed``) of ``size`` px cropping with ``template`` (default: DEFAULT_TEMPLATE)."""
     from facegate.face.align import DEFAULT_TEMPLATE
     from facegate.model.bundle import save_model_dir
     from facegate.model.compact import make_compact_embedding
@@ -42,7 +46,7 @@ def build_models(
     from facegate.model.tf_runtime import import_keras
 
     import_keras().utils.set_random_seed(seed)
-    siamese: Any = make_siamese(make_compact_embedding(SIZE, DIM))
+    siamese: Any = make_siamese(make_compact_embedding(size, DIM))
     out = {}
     for name in heads:
         kernel, bias = HEADS[name]
@@ -55,7 +59,7 @@ def build_models(
             out[name],
             name=f"{name}-{seed}",
             arch="compact",
-            template=DEFAULT_TEMPLATE,
+            template=template or DEFAULT_TEMPLATE,
             thresholds=Thresholds(detection=0.9, verification=0.2),
             training={"data": "none: untrained tower, hand-set head"},
         )
