@@ -364,6 +364,17 @@ def check_galleries(registry: Registry, model: LoadedModel) -> CheckResult:
             f"{len(missing)} gallery images have no embedding by model {sha[:12]}",
             "restart facegate (it embeds missing gallery images at start)",
         )
+    legacy = [image for image in registry.all_gallery_images() if image.legacy]
+    if legacy:
+        return _result(
+            "galleries",
+            "warn",
+            f"{len(legacy)} gallery images of {len({i.user_id for i in legacy})} users are legacy "
+            "crops aligned for the model that enrolled them: a model with another crop size "
+            "or template gets them resized, and matches those users worse",
+            "re-enroll those users from photos: facegate gallery add NAME DIR, then "
+            "facegate gallery remove NAME ID for each old image (facegate gallery list NAME)",
+        )
     images = sum(user.image_count for user in users)
     return _result(
         "galleries", "ok", f"{len(users)} active users, {images} images embedded by {sha[:12]}"

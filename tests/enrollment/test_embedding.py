@@ -143,3 +143,20 @@ def test_legacy_crops_are_resized_with_one_warning(
     expected = tiny_model.embed(np.stack([fit_crop(c, 64) for c in crops]))
     np.testing.assert_allclose(np.stack([done.vectors[i.id] for i in images]), expected, atol=1e-5)
     assert tiny_model.manifest.align_spec.template == DEFAULT_TEMPLATE
+
+
+def test_doctor_flags_legacy_crops(registry: Registry, tiny_model) -> None:
+    from facegate.doctor import check_galleries
+
+    sha = tiny_model.manifest.sha256
+    crops = np.random.default_rng(5).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    vectors = tiny_model.embed(crops)
+    legacy = [
+        NewGalleryImage(encode_crop(c).sha256, encode_crop(c).png, 0.5, f"{k}.png", v)
+        for k, (c, v) in enumerate(zip(crops, vectors, strict=True))
+    ]
+    registry.create_user_with_gallery("carl", legacy, sha)
+    result = check_galleries(registry, tiny_model)
+    assert result.status == "warn"
+    assert "3 gallery images of 1 users are legacy crops" in result.detail
+    assert "facegate gallery add" in result.fix
