@@ -37,6 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="model directory (default: the configured or packaged model)",
     )
+    p.add_argument(
+        "--door-trials",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --lfw: also verify N probes against galleries of 3-5 images of the pairs "
+        "file's people at the door's thresholds (door FAR / FRR)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--roc", type=Path, default=None, metavar="FILE.png", help="draw the ROC curve")
     p.set_defaults(handler=run_evaluate)
@@ -48,6 +56,10 @@ def run_evaluate(args: argparse.Namespace, config: FacegateConfig) -> int:
         raise DataError("--lfw needs --pairs FILE (an LFW protocol file)")
     if args.dataset is not None and args.pairs is not None:
         raise DataError("--pairs goes with --lfw, not with --dataset")
+    if args.door_trials and args.lfw is None:
+        raise DataError("--door-trials goes with --lfw")
+    if args.door_trials < 0:
+        raise DataError("--door-trials must be at least 0")
     from facegate.model.bundle import load_model_dir
     from facegate.model.tf_runtime import TENSORFLOW_EXTRA
     from facegate.training import evaluate
@@ -60,6 +72,10 @@ def run_evaluate(args: argparse.Namespace, config: FacegateConfig) -> int:
         pair_set = evaluate.dataset_pair_set(args.dataset)
     model = load_model_dir(args.model or config.model.path, runtime=config.model.runtime)
     result = evaluate.evaluate(pair_set, model, config.face)
+    if args.door_trials:
+        result.report["door_trials"] = evaluate.door_trials(
+            args.lfw, args.pairs, model, config.face, args.door_trials
+        )
     if args.roc is not None:
         from facegate.training.plots import roc_plot
 

@@ -214,6 +214,39 @@ def evaluate(pair_set: PairSet, model: Any, face_config: FaceConfig) -> Evaluati
     return Evaluation(report=report, roc=metrics.roc_curve(scores, pair_set.labels))
 
 
+def door_trials(
+    lfw_dir: Path, pairs_file: Path, model: Any, face_config: FaceConfig, trials: int
+) -> dict[str, Any]:
+    """The door's operating point on a protocol file's people: simulated verifications.
+
+    Every LFW image of every person named in ``pairs_file`` is embedded; ``trials`` probes
+    (half the owner's other image, half a stranger's) are verified against galleries of 3-5
+    images at the manifest's ``detection`` and ``verification`` thresholds, as the daemon
+    does. These people are never seen in training when the manifest excludes the file.
+    """
+    index = lfw.index_tree(lfw_dir)
+    people = sorted(lfw.protocol_people(pairs_file) & set(index.identities))
+    paths = tuple(path for name in people for path in index.identities[name])
+    labels = np.array([k for k, name in enumerate(people) for _ in index.identities[name]])
+    run = embed_images(paths, model, face_config)
+    thresholds = model.manifest.thresholds
+    simulated = calibrate.simulate_galleries(
+        run.embeddings, labels, model.head.scores, thresholds.detection, trials=trials
+    )
+    far, frr = simulated.rates(thresholds.verification)
+    return {
+        "people": len(people),
+        "images": len(paths),
+        "no_face": run.no_face,
+        "trials": trials,
+        "gallery_sizes": list(simulated.gallery_sizes),
+        "detection": thresholds.detection,
+        "verification": thresholds.verification,
+        "far": far,
+        "frr": frr,
+    }
+
+
 def format_table(report: dict[str, Any]) -> str:
     """A readable multi-line table of an evaluation report."""
 
@@ -245,5 +278,14 @@ def format_table(report: dict[str, Any]) -> str:
         ("TAR @ FAR 1e-3", pct("tar_at_far_1e3")),
         ("ms per image", f"{report['ms_per_image']:.1f} (median; detect + align + embed)"),
     ]
+    trials = report.get("door_trials")
+    if trials:
+        rows.append(
+            (
+                "door FAR / FRR",
+                f"{100.0 * trials['far']:.2f} % / {100.0 * trials['frr']:.2f} % "
+                f"({trials['trials']} verifications, galleries of 3-5, {trials['people']} people)",
+            )
+        )
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)

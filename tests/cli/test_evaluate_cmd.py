@@ -97,6 +97,29 @@ def test_evaluate_dataset_has_five_times_impostors(
     assert report["images"] == 6
 
 
+@pytest.mark.slow
+def test_door_trials_verify_galleries_of_the_pairs_people(
+    tiny_model: Path, lfw_images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--door-trials embeds every image of the pairs file's people and simulates the door."""
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text(
+        "2\nAl_Sharpton\t1\t2\nAlbert_Costa\t1\t2\n"
+        "Amelia_Vega\t1\tAna_Guevara\t1\nAngela_Bassett\t1\tArminio_Fraga\t1\n"
+    )
+    argv = ["evaluate", "--lfw", str(lfw_images), "--pairs", str(pairs), "--model",
+            str(tiny_model), "--door-trials", "40", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    trials = json.loads(capsys.readouterr().out)["door_trials"]
+    assert trials["people"] == 6 and trials["images"] == 7 + 6 + 7 + 7 + 6 + 6
+    assert trials["trials"] == 40 and trials["gallery_sizes"] == [3, 4, 5]
+    thresholds = json.loads((tiny_model / "manifest.json").read_text())["thresholds"]
+    assert trials["detection"] == thresholds["detection"]
+    assert 0.0 <= trials["far"] <= 1.0 and 0.0 <= trials["frr"] <= 1.0
+    assert main(["evaluate", "--dataset", str(lfw_images), "--door-trials", "5"]) == 1
+    assert "--door-trials goes with --lfw" in capsys.readouterr().err
+
+
 def test_usage_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", "--lfw", str(tmp_path)]) == 1
     assert "--lfw needs --pairs" in capsys.readouterr().err
