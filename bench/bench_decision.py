@@ -1,18 +1,23 @@
-"""Benchmark issue 8's speed and scale: trigger to decision, gallery scale, idle cost, peers.
+"""Benchmark issue 8's speed and scale: trigger to decision, stages, gallery scale, start-up,
+memory and idle cost for both runtimes, peers.
 
-Usage: python bench/bench_decision.py [--quick] [--lfw DIR] [--out FILE]
+Usage: python bench/bench_decision.py [--quick] [--lfw DIR] [--out FILE] [--postgres-url URL]
 
-1. Trigger to decision as in production: a private mosquitto on a free loopback port, a few LFW
-   people enrolled with the packaged default model in a temporary registry, the real daemon
-   (``FacegateDaemon`` in a thread, no camera); a subscriber publishes LFW JPEGs (enrolled
-   people and strangers) on ``facegate/<door>/image`` and times each until its access event.
-   Side by side: mosquitto as installed (Nagle on towards clients) and ``set_tcp_nodelay true``.
-2. Gallery scale: ``match_probe`` + ``judge_frame`` over synthetic galleries of 10 to 100,000
-   unit embeddings with the default model's head, alone and added to a measured detect+embed.
-3. Idle cost: ``python -m facegate run`` watching one still image looped at 10 fps with motion
-   on; CPU share of one core from /proc/<pid>/stat.
-4. Peers on the same frames: the seed's one-``predict``-per-gallery-image loop (50 images, the
-   untrained seed architecture) and the face_recognition library when importable.
+1. Production daemons: ``python -m facegate run`` with a config file and a NOTIFY_SOCKET, one
+   per runtime (tensorflow, litert), a private mosquitto with ``set_tcp_nodelay true``, a
+   temporary registry with 4 LFW people enrolled, and a folder frame source of LFW faces
+   composited into 640x480 frames at 15 fps. Timed per runtime: process start to READY=1 and to
+   ``online``; RSS idle and after the decisions; image triggers (a JPEG on the image topic) and
+   doorbell triggers (a plain message on the trigger topic: the daemon captures the frame) to
+   the access event at a subscriber. Cooldown and lockout are off and bursts are one frame, so
+   every trigger decides. Also the image trigger through mosquitto as installed (Nagle on).
+2. Per stage, in process, on the same frames: capture, motion, detect, align, embed, match,
+   policy, record (access log + outbox commit), publish (MQTT to a subscriber).
+3. Gallery scale: ``Verifier.judge`` on the same frames with 10 to 100,000 gallery rows.
+4. Idle cost: CPU and RSS of the daemon watching a still image at 10 fps with motion on.
+5. Peers: the seed's loop at 50 gallery images, face_recognition when importable.
+6. With --postgres-url (or FACEGATE_TEST_POSTGRES_URL): two doors on one PostgreSQL registry,
+   enrollment commit to the first grant at each door.
 
 Prints one table with the issue's targets beside each number and writes JSON (default
 bench/results/decision.json).
@@ -21,40 +26,46 @@ bench/results/decision.json).
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import logging
 import os
 import platform
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from decision_site import (  # noqa: E402
+    DOOR,
+    ENROLLED,
+    GALLERY_PER_USER,
+    STRANGERS,
+    Broker,
+    DaemonProcess,
+    Subscriber,
+    cpu_ticks,
+    photos,
+    rss_mb,
+    site_config,
+    write_frames,
+)
+from decision_stages import bench_scale, bench_stages, summary_ms  # noqa: E402
+
 from facegate.config import FacegateConfig, parse_config  # noqa: E402
 
 logger = logging.getLogger("bench_decision")
 
-DOOR = "front_door"
-ENROLLED = ("George_W_Bush", "Colin_Powell", "Tony_Blair", "Donald_Rumsfeld")
-STRANGERS = ("Gerhard_Schroeder", "Ariel_Sharon", "Hugo_Chavez", "Junichiro_Koizumi")
-GALLERY_PER_USER = 5
-SCALES = (10, 1_000, 10_000, 100_000)
-IMAGES_PER_SYNTHETIC_USER = 5
+RUNTIMES = ("tensorflow", "litert")
+SOURCE_FPS = 15.0
 TARGETS = {
     "trigger_median_ms": 60.0,
     "seed_speedup": 50.0,
@@ -68,127 +79,6 @@ def default_lfw() -> Path:
     """LFW's image tree from FACEGATE_TEST_DATA (default ../shared/data)."""
     data = Path(os.environ.get("FACEGATE_TEST_DATA", ROOT.parent / "shared" / "data"))
     return data / "lfw" / "lfw-deepfunneled"
-
-
-def pct(values: list[float], q: float) -> float:
-    """The q-th percentile (0-100) of ``values``, linear interpolation."""
-    return float(np.percentile(np.asarray(values, np.float64), q))
-
-
-def summary_ms(values: list[float]) -> dict[str, float]:
-    """Median and p95 of millisecond samples, rounded."""
-    return {
-        "n": len(values),
-        "median_ms": round(statistics.median(values), 3),
-        "p95_ms": round(pct(values, 95), 3),
-    }
-
-
-class Broker:
-    """A private mosquitto on a free loopback port (the few lines the tests' Broker needs)."""
-
-    def __init__(self, workdir: Path, nodelay: bool = False) -> None:
-        self.host = "127.0.0.1"
-        with socket.socket() as sock:
-            sock.bind((self.host, 0))
-            self.port = sock.getsockname()[1]
-        mosquitto = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
-        if mosquitto is None:
-            raise SystemExit("mosquitto is not installed: no broker to measure through")
-        stem = "mosquitto-nodelay" if nodelay else "mosquitto"
-        conf = workdir / f"{stem}.conf"
-        # Keep our own user: as root, mosquitto would drop to "mosquitto".
-        conf.write_text(
-            f"listener {self.port} {self.host}\nallow_anonymous true\n"
-            f"user {getpass.getuser()}\npersistence false\n"
-            + ("set_tcp_nodelay true\n" if nodelay else "")
-        )
-        self._log = open(workdir / f"{stem}.log", "ab")  # noqa: SIM115 (kept open for the process)
-        self.proc = subprocess.Popen(
-            [mosquitto, "-c", str(conf)], stdout=self._log, stderr=self._log
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex((self.host, self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise SystemExit("mosquitto did not start")
-
-    def stop(self) -> None:
-        """Terminate the broker."""
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self._log.close()
-
-
-class Subscriber:
-    """A paho client that hands every message on the subscribed topics to a queue."""
-
-    def __init__(self, broker: Broker, topics: list[str]) -> None:
-        import queue
-
-        import paho.mqtt.client as mqtt
-
-        self.messages: queue.Queue[tuple[float, str, bytes]] = queue.Queue()
-        self._subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-decision")
-        self.client.on_message = lambda _c, _u, msg: self.messages.put(
-            (time.perf_counter(), msg.topic, msg.payload)
-        )
-        self.client.on_subscribe = lambda *_: self._subscribed.set()
-        self.client.connect(broker.host, broker.port)
-        self.client.subscribe([(t, 0) for t in topics])
-        self.client.loop_start()
-        if not self._subscribed.wait(10):
-            raise SystemExit("subscriber could not subscribe")
-
-    def wait_for(self, topic: str, payload: bytes | None = None, timeout: float = 30.0) -> Any:
-        """The next (time, topic, payload) on ``topic`` (matching ``payload`` if given)."""
-        import queue
-
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"nothing on {topic} within {timeout} s")
-            try:
-                item = self.messages.get(timeout=left)
-            except queue.Empty:
-                continue
-            if item[1] == topic and (payload is None or item[2] == payload):
-                return item
-
-    def drain(self) -> None:
-        """Drop any queued messages."""
-        while not self.messages.empty():
-            self.messages.get_nowait()
-
-    def close(self) -> None:
-        """Disconnect."""
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
-def base_config(data_dir: Path, broker: Broker, **sections: dict) -> FacegateConfig:
-    """The bench's door: a temp registry, the private broker, no lockout or grant cooldown."""
-    data: dict[str, Any] = {
-        "door": DOOR,
-        "storage": {"data_dir": str(data_dir)},
-        "mqtt": {"host": broker.host, "port": broker.port},
-        "source": {"kind": "none"},
-        "lockout": {"enabled": False},
-        "decision": {"grant_cooldown_s": 0},
-        "logging": {"level": "WARNING"},
-    }
-    for name, values in sections.items():
-        data[name] = {**data.get(name, {}), **values}
-    return parse_config(data)
-
-
-def photos(lfw: Path, name: str) -> list[Path]:
-    """Sorted LFW photos of one person."""
-    return sorted((lfw / name).glob("*.jpg"))
 
 
 def enroll_people(config: FacegateConfig, lfw: Path) -> dict[str, Any]:
@@ -215,215 +105,182 @@ def enroll_people(config: FacegateConfig, lfw: Path) -> dict[str, Any]:
     }
 
 
-def probe_files(lfw: Path, count: int) -> list[tuple[str, Path]]:
-    """``count`` (kind, path) probes alternating enrolled people (unseen photos) and strangers."""
-    pools = [("enrolled", p) for n in ENROLLED for p in photos(lfw, n)[GALLERY_PER_USER:40]]
-    strangers = [("stranger", p) for n in STRANGERS for p in photos(lfw, n)[:40]]
-    rng = np.random.default_rng(8)
-    out = []
-    for i in range(count):
-        pool = pools if i % 2 == 0 else strangers
-        out.append(pool[int(rng.integers(len(pool)))])
-    return out
-
-
-def bench_trigger(config: FacegateConfig, broker: Broker, lfw: Path, count: int) -> dict:
-    """Publish LFW JPEGs on the image topic one at a time; time each to its access event."""
-    from facegate.daemon.app import FacegateDaemon
-
-    daemon = FacegateDaemon(config)
-    topics = daemon.topics
-    sub = Subscriber(broker, [topics.access, topics.availability])
-    thread = threading.Thread(target=daemon.run, daemon=True)
-    thread.start()
-    try:
-        if not daemon.ready.wait(120):
-            raise SystemExit("the daemon did not become ready")
-        sub.wait_for(topics.availability, b"online", timeout=30)
-        probes = probe_files(lfw, count)
-        warm = probes[0][1].read_bytes()
-        for _ in range(3):  # first calls trace tf.functions
-            sub.client.publish(topics.image, warm)
-            sub.wait_for(topics.access)
-        walls: list[float] = []
-        reported: list[float] = []
-        outside: list[float] = []
-        outcomes: dict[str, dict[str, int]] = {"enrolled": {}, "stranger": {}}
-        for kind, path in probes:
-            payload = path.read_bytes()
-            sub.drain()
-            t0 = time.perf_counter()
-            sub.client.publish(topics.image, payload)
-            t1, _, body = sub.wait_for(topics.access)
-            walls.append((t1 - t0) * 1e3)
-            event = json.loads(body)
-            if event.get("latency_ms") is not None:
-                reported.append(float(event["latency_ms"]))
-                outside.append(walls[-1] - reported[-1])
-            key = f"{event.get('event_type')}:{event.get('reason')}"
-            outcomes[kind][key] = outcomes[kind].get(key, 0) + 1
-    finally:
-        daemon.stop()
-        thread.join(30)
-        sub.close()
+def time_triggers(
+    sub: Subscriber, topic: str, payloads: list[tuple[str, bytes]], pause_s: float = 0.0
+) -> dict[str, Any]:
+    """Publish each payload, time it to the access event; first three are warm-up."""
+    access = f"facegate/{DOOR}/access"
+    walls: list[float] = []
+    reported: list[float] = []
+    outcomes: dict[str, dict[str, int]] = {}
+    for i, (kind, payload) in enumerate(payloads):
+        if pause_s:
+            time.sleep(pause_s)  # a fresh camera frame is there, as between doorbell presses
+        sub.drain()
+        t0 = time.perf_counter()
+        sub.client.publish(topic, payload)
+        t1, _, body = sub.wait_for(access)
+        if i < 3:
+            continue
+        walls.append((t1 - t0) * 1e3)
+        event = json.loads(body)
+        if event.get("latency_ms") is not None:
+            reported.append(float(event["latency_ms"]))
+        key = f"{event.get('event_type')}:{event.get('reason')}"
+        outcomes.setdefault(kind, {})
+        outcomes[kind][key] = outcomes[kind].get(key, 0) + 1
     return {
         "decisions": len(walls),
         "wall": summary_ms(walls),
         "event_latency": summary_ms(reported) if reported else None,
-        # Wall minus the event's own clock: MQTT in, the durable access-log/outbox write and
-        # the outbox's publish, MQTT out.
-        "outside_event_clock": summary_ms(outside) if outside else None,
         "outcomes": outcomes,
     }
 
 
-def face_and_embed_ms(config: FacegateConfig, lfw: Path, repeats: int) -> dict[str, Any]:
-    """Median detect+align and embed times of one LFW photo with the default model."""
-    from facegate.face.pipeline import FacePipeline
-    from facegate.model.bundle import load_model_dir
-
-    model = load_model_dir(None, config.model.runtime)
-    pipeline = FacePipeline(config.face, model.manifest.align_spec)
-    rgb = cv2.cvtColor(cv2.imread(str(photos(lfw, ENROLLED[0])[20])), cv2.COLOR_BGR2RGB)
-    jpeg = photos(lfw, ENROLLED[0])[20].read_bytes()
-    decode_ms, face_ms, embed_ms = [], [], []
-    for i in range(repeats + 3):
-        td = time.perf_counter()
-        cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-        t0 = time.perf_counter()
-        result = pipeline.process(rgb)
-        t1 = time.perf_counter()
-        if result.face is None:
-            raise SystemExit("no face found in the timing photo")
-        model.embed(result.face.crop[None])
-        t2 = time.perf_counter()
-        if i >= 3:
-            decode_ms.append((t0 - td) * 1e3)
-            face_ms.append((t1 - t0) * 1e3)
-            embed_ms.append((t2 - t1) * 1e3)
-    return {
-        "model": model.manifest.name,
-        "dim": int(model.head.kernel.shape[0]),
-        "head": model.head,
-        "thresholds": model.manifest.thresholds,
-        "decode_ms": statistics.median(decode_ms),
-        "face_ms": statistics.median(face_ms),
-        "embed_ms": statistics.median(embed_ms),
-    }
-
-
-def synthetic_gallery(rows: int, dim: int, rng: np.random.Generator) -> Any:
-    """A GalleryMatrix of ``rows`` random unit vectors in users of 5 images each."""
-    from facegate.storage.records import GalleryMatrix, User
-
-    vectors = rng.standard_normal((rows, dim)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    user_ids = np.arange(rows, dtype=np.int64) // IMAGES_PER_SYNTHETIC_USER + 1
-    now = datetime.now(UTC)
-    users = {
-        int(u): User(int(u), f"u{u}", f"User {u}", True, None, None, None, True, now, now)
-        for u in np.unique(user_ids)
-    }
-    return GalleryMatrix("synthetic", vectors, user_ids, np.arange(rows, dtype=np.int64), users)
-
-
-def bench_scale(config: FacegateConfig, tools: dict[str, Any], probes: int) -> dict:
-    """match_probe + judge_frame at each gallery size: median ms, and the matrix's memory."""
-    from facegate.daemon.decision import judge_frame
-    from facegate.daemon.matching import MatchIndex, match_probe
-
-    rng = np.random.default_rng(8)
-    dim, head, thresholds = tools["dim"], tools["head"], tools["thresholds"]
-    queries = rng.standard_normal((probes, dim)).astype(np.float32)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    out: dict[str, Any] = {}
-    for rows in SCALES:
-        index = MatchIndex.from_gallery(synthetic_gallery(rows, dim, rng))
-        for q in queries[:5]:
-            judge_frame(match_probe(q, index, head, thresholds), thresholds, config.decision.margin)
-        times = []
-        for q in queries:
-            t0 = time.perf_counter()
-            match = match_probe(q, index, head, thresholds)
-            judge_frame(match, thresholds, config.decision.margin)
-            times.append((time.perf_counter() - t0) * 1e3)
-        match_ms = statistics.median(times)
-        out[str(rows)] = {
-            "match_median_ms": round(match_ms, 4),
-            "match_p95_ms": round(pct(times, 95), 4),
-            "decision_ms": round(tools["face_ms"] + tools["embed_ms"] + match_ms, 3),
-            "matrix_mb": round(index.embeddings.nbytes / 2**20, 2),
-        }
-    small, large = out[str(SCALES[0])], out[str(SCALES[-1])]
-    return {
-        "sizes": out,
-        "decode_ms": round(tools["decode_ms"], 3),
-        "face_ms": round(tools["face_ms"], 3),
-        "embed_ms": round(tools["embed_ms"], 3),
-        "match_ratio": round(large["match_median_ms"] / small["match_median_ms"], 2),
-        "decision_ratio": round(large["decision_ms"] / small["decision_ms"], 3),
-    }
-
-
-def cpu_ticks(pid: int) -> int:
-    """utime + stime of a process, in clock ticks."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def bench_idle(data_dir: Path, broker: Broker, lfw: Path, work: Path, seconds: float) -> dict:
-    """CPU share of ``python -m facegate run`` watching one still image at 10 fps."""
-    folder = work / "still"
-    folder.mkdir()
-    shutil.copy(photos(lfw, STRANGERS[0])[0], folder / "still.jpg")
-    config_file = work / "idle.toml"
-    config_file.write_text(
-        f'door = "{DOOR}"\n'
-        f'[storage]\ndata_dir = "{data_dir}"\n'
-        f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
-        f'[source]\nkind = "folder"\nfolder = "{folder}"\nloop = true\nfps = 10\n'
-        "[motion]\nenabled = true\n"
-        '[logging]\nlevel = "WARNING"\n'
-    )
-    sub = Subscriber(broker, [f"facegate/{DOOR}/availability", f"facegate/{DOOR}/access"])
-    sub.drain()
-    log = open(work / "idle_daemon.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "facegate", "run", "--config", str(config_file)],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+def bench_daemon(
+    name: str,
+    config: dict[str, Any],
+    broker: Broker,
+    work: Path,
+    frames: list[tuple[str, Path]],
+    count: int,
+    doorbell: bool,
+) -> dict[str, Any]:
+    """Start one production daemon; start-up, RSS, image and doorbell trigger timings."""
+    daemon = DaemonProcess(name, config, work)
+    daemon.start(broker)
+    sub = Subscriber(broker, [f"facegate/{DOOR}/access"])
     try:
-        sub.wait_for(f"facegate/{DOOR}/availability", b"online", timeout=120)
-        time.sleep(3.0)  # let start-up work (first frames, motion background) settle
-        hz = os.sysconf("SC_CLK_TCK")
-        before, t0 = cpu_ticks(proc.pid), time.monotonic()
-        time.sleep(seconds)
-        after, elapsed = cpu_ticks(proc.pid), time.monotonic() - t0
-        rss_kb = next(
-            int(line.split()[1])
-            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
-            if line.startswith("VmRSS:")
-        )
-        decisions = 0
-        while not sub.messages.empty():
-            decisions += sub.messages.get_nowait()[1].endswith("/access")
+        time.sleep(3.0)  # start-up settles (first frames, retained states)
+        out: dict[str, Any] = {
+            "runtime": config.get("model", {}).get("runtime", "tensorflow"),
+            "ready_s": round(daemon.ready_s, 2),
+            "online_s": round(daemon.online_s, 2),
+            "rss_idle_mb": round(rss_mb(daemon.pid), 1),
+        }
+        images = [(k, p.read_bytes()) for k, p in frames]
+        images = [images[i % len(images)] for i in range(count + 3)]
+        out["image"] = time_triggers(sub, f"facegate/{DOOR}/image", images)
+        if doorbell:
+            presses = [("frame", b"pressed")] * (count + 3)
+            out["doorbell"] = time_triggers(
+                sub, f"facegate/{DOOR}/trigger", presses, pause_s=1.0 / SOURCE_FPS
+            )
+        decisions = out["image"]["decisions"] + out.get("doorbell", {}).get("decisions", 0)
+        out["decisions"] = decisions
+        out["rss_after_mb"] = round(rss_mb(daemon.pid), 1)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        sub.close()
+        daemon.stop()
+    return out
+
+
+def bench_idle(
+    runtime: str, data_dir: Path, broker: Broker, lfw: Path, work: Path, seconds: float
+) -> dict[str, Any]:
+    """CPU share and RSS of the daemon watching one still image at 10 fps, motion on."""
+    folder = work / "still"
+    if not folder.is_dir():
+        folder.mkdir()
+        shutil.copy(photos(lfw, STRANGERS[0])[0], folder / "still.jpg")
+    config = site_config(
+        data_dir,
+        broker,
+        model={"runtime": runtime},
+        source={"kind": "folder", "folder": str(folder), "loop": True, "fps": 10.0},
+        motion={"enabled": True},
+    )
+    daemon = DaemonProcess(f"idle-{runtime}", config, work)
+    sub = Subscriber(broker, [f"facegate/{DOOR}/access"])
+    daemon.start(broker)
+    try:
+        time.sleep(3.0)
+        hz = os.sysconf("SC_CLK_TCK")
+        before, t0 = cpu_ticks(daemon.pid), time.monotonic()
+        time.sleep(seconds)
+        after, elapsed = cpu_ticks(daemon.pid), time.monotonic() - t0
+        rss = rss_mb(daemon.pid)
+        decisions = sub.messages.qsize()
+    finally:
+        daemon.stop()
         sub.close()
     return {
+        "runtime": runtime,
         "seconds": round(elapsed, 1),
         "fps": 10,
         "cpu_pct_of_core": round(100.0 * (after - before) / hz / elapsed, 2),
-        "rss_mb": round(rss_kb / 1024, 1),
+        "rss_mb": round(rss, 1),
         "decisions_during_idle": decisions,
     }
+
+
+def bench_two_doors(url: str, broker: Broker, lfw: Path, work: Path) -> dict[str, Any]:
+    """Two daemons (two door ids) on one PostgreSQL registry: enrollment commit to the first
+    grant at each door (their gallery poll runs every few seconds)."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    schema = f"fg_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    site_url = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    storage_url = site_url.render_as_string(hide_password=False)
+    daemons: list[DaemonProcess] = []
+    try:
+        desk = site_config(work / "pg-desk", broker, storage={"url": storage_url})
+        newcomer = photos(lfw, ENROLLED[1])[:GALLERY_PER_USER]
+        enroll_one(parse_config(desk), "first", photos(lfw, ENROLLED[0])[:GALLERY_PER_USER])
+        doors = ("pg_front", "pg_back")
+        for door in doors:
+            config = site_config(work / f"pg-{door}", broker, storage={"url": storage_url})
+            config["door"] = door
+            daemons.append(DaemonProcess(f"two-doors-{door}", config, work))
+            daemons[-1].start(broker, door)
+        sub = Subscriber(broker, [f"facegate/{d}/access" for d in doors])
+        probe = photos(lfw, ENROLLED[1])[GALLERY_PER_USER].read_bytes()
+        t0 = time.perf_counter()
+        enroll_one(parse_config(desk), "newcomer", newcomer)
+        committed = time.perf_counter()
+        granted: dict[str, float] = {}
+        while len(granted) < len(doors) and time.perf_counter() - committed < 30:
+            for door in doors:
+                if door in granted:
+                    continue
+                sub.drain()
+                sub.client.publish(f"facegate/{door}/image", probe)
+                t, _, body = sub.wait_for(f"facegate/{door}/access")
+                if json.loads(body).get("event_type") == "granted":
+                    granted[door] = round(t - committed, 2)
+            time.sleep(0.2)
+        sub.close()
+        return {
+            "enroll_s": round(committed - t0, 2),
+            "commit_to_grant_s": granted,
+            "poll_s": 5.0,
+        }
+    finally:
+        for daemon in daemons:
+            daemon.stop()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def enroll_one(config: FacegateConfig, name: str, files: list[Path]) -> None:
+    """Enroll one person through the enrollment API."""
+    from facegate.enrollment.enroll import enroll
+    from facegate.enrollment.loading import load_tools
+    from facegate.storage.registry import open_registry
+
+    registry = open_registry(config.storage)
+    try:
+        pipeline, model = load_tools(registry, config)
+        enroll(registry, pipeline, model, name, files, config)
+    finally:
+        registry.close()
 
 
 def bench_peers(lfw: Path, repeats: int, trigger_medians: dict[str, float]) -> dict:
@@ -471,91 +328,85 @@ def verdict(ok: bool | None) -> str:
     return "n.a." if ok is None else ("PASS" if ok else "FAIL")
 
 
-def trigger_rows(t: dict, label: str) -> list[tuple[str, str, str, str]]:
-    """Table rows of one trigger-to-decision run."""
-    med = t["wall"]["median_ms"]
-    rows = [
-        (
-            f"image trigger -> event, median [{label}]",
-            f"{med:.1f} ms",
-            "<= 60 ms",
-            verdict(med <= TARGETS["trigger_median_ms"]),
-        ),
-        (f"image trigger -> event, p95 [{label}]", f"{t['wall']['p95_ms']:.1f} ms", "", ""),
-    ]
-    if t["event_latency"]:
-        ev, gap = t["event_latency"], t["outside_event_clock"]
-        rows.append(
-            (
-                f"  event latency_ms, median / p95 [{label}]",
-                f"{ev['median_ms']:.1f} / {ev['p95_ms']:.1f} ms",
-                "",
-                "",
-            )
-        )
-        rows.append(
-            (
-                f"  wall - latency_ms (log, outbox, MQTT) [{label}]",
-                f"{gap['median_ms']:.1f} / {gap['p95_ms']:.1f} ms",
-                "",
-                "",
-            )
-        )
-    return rows
+def _ms(s: dict) -> str:
+    return f"{s['median_ms']:.1f} / {s['p95_ms']:.1f} ms"
 
 
-def print_table(r: dict) -> None:
-    """The one table: every number with its target."""
-    t, s, i, p = r["trigger"], r["scale"], r["idle"], r["peers"]
+def target_rows(r: dict) -> list[tuple[str, str, str, str]]:
+    """Rows with a target: trigger to decision, scale, idle CPU, peers."""
     rows: list[tuple[str, str, str, str]] = []
-    rows += trigger_rows(t, "mosquitto default")
-    rows += trigger_rows(r["trigger_nodelay"], "tcp_nodelay")
-    rows.append(("decisions timed", str(t["decisions"]), ">= 200 (full)", ""))
+    goal = TARGETS["trigger_median_ms"]
+    for rt in RUNTIMES:
+        d = r["daemons"][rt]
+        for kind, label in (("image", "image trigger"), ("doorbell", "doorbell trigger")):
+            w = d[kind]["wall"]
+            rows.append(
+                (
+                    f"{label} -> event, median / p95 [{rt}, nodelay]",
+                    _ms(w),
+                    "<= 60 ms",
+                    verdict(w["median_ms"] <= goal),
+                )
+            )
+    w = r["default_broker"]["image"]["wall"]
     rows.append(
         (
-            "decode / detect+align / embed (one photo)",
-            f"{s['decode_ms']:.1f} / {s['face_ms']:.1f} / {s['embed_ms']:.1f} ms",
-            "",
-            "",
+            "image trigger -> event [tensorflow, mosquitto default]",
+            _ms(w),
+            "<= 60 ms",
+            verdict(w["median_ms"] <= goal),
         )
     )
-    for size, row in s["sizes"].items():
+    n = r["daemons"][RUNTIMES[0]]["image"]["decisions"]
+    rows.append(("decisions timed per row", str(n), ">= 200 (full)", verdict(n >= 200)))
+    for rt in RUNTIMES:
+        s = r["scale"][rt]
+        for size, row in s["sizes"].items():
+            rows.append(
+                (
+                    f"  decision / match, gallery {int(size):>7,} [{rt}]",
+                    f"{row['decision']['median_ms']:.1f} / {row['match']['median_ms']:.2f} ms",
+                    "",
+                    "",
+                )
+            )
         rows.append(
             (
-                f"gallery {int(size):>7,}: match / decision / matrix",
-                f"{row['match_median_ms']:.3f} / {row['decision_ms']:.1f} ms / "
-                f"{row['matrix_mb']:.2f} MB",
-                "",
-                "",
+                f"decision 100k / 10 [{rt}]",
+                f"{s['decision_ratio']:.3f}x",
+                "<= 1.5x",
+                verdict(s["decision_ratio"] <= TARGETS["scale_ratio"]),
             )
         )
-    rows.append(("match alone 100k / 10", f"{s['match_ratio']:.1f}x", "(info)", ""))
+    big = r["scale"][RUNTIMES[0]]["sizes"][str(100_000)]
     rows.append(
         (
-            "whole decision 100k / 10",
-            f"{s['decision_ratio']:.3f}x",
-            "<= 1.5x",
-            verdict(s["decision_ratio"] <= TARGETS["scale_ratio"]),
+            "gallery matrix at 100k (float32, 128-d) / index build",
+            f"{big['matrix_mib']:.1f} MiB / {big['index_load_ms']:.0f} ms",
+            "",
+            "",
         )
     )
-    rows.append(
-        (
-            "idle CPU, still scene 10 fps, motion on",
-            f"{i['cpu_pct_of_core']:.2f} % core",
-            "<= 5 %",
-            verdict(i["cpu_pct_of_core"] <= TARGETS["idle_cpu_pct"]),
+    for rt in RUNTIMES:
+        i = r["idle"][rt]
+        rows.append(
+            (
+                f"idle CPU, still scene 10 fps, motion on [{rt}]",
+                f"{i['cpu_pct_of_core']:.2f} % core",
+                "<= 5 %",
+                verdict(i["cpu_pct_of_core"] <= TARGETS["idle_cpu_pct"]),
+            )
         )
-    )
-    rows.append(("idle daemon RSS (tensorflow)", f"{i['rss_mb']:.0f} MB", "(report)", ""))
+    p = r["peers"]
     seed = p["seed_loop"]
     rows.append(("seed loop, 50 images, one verify", f"{seed['median_s'] * 1000:.0f} ms", "", ""))
-    for key, label in (("default", "mosquitto default"), ("nodelay", "tcp_nodelay")):
+    for key, s in seed["speedup"].items():
         rows.append(
             (
-                f"speed-up vs seed loop [{label}]",
-                f"{seed['speedup'][key]:.0f}x",
+                f"speed-up vs seed loop [{key}]",
+                f"{s:.0f}x",
                 ">= 50x",
-                verdict(seed["speedup"][key] >= TARGETS["seed_speedup"]),
+                verdict(s >= TARGETS["seed_speedup"]),
             )
         )
     fr = p["face_recognition"]
@@ -563,40 +414,100 @@ def print_table(r: dict) -> None:
         rows.append(("face_recognition", "skipped", ">= 10x", verdict(None)))
     else:
         rows.append(("face_recognition, one frame", f"{fr['median_ms']:.0f} ms", "", ""))
-        for key, label in (("default", "mosquitto default"), ("nodelay", "tcp_nodelay")):
+        for key, s in fr["speedup"].items():
             rows.append(
                 (
-                    f"speed-up vs face_recognition [{label}]",
-                    f"{fr['speedup'][key]:.1f}x",
+                    f"speed-up vs face_recognition [{key}]",
+                    f"{s:.1f}x",
                     ">= 10x",
-                    verdict(fr["speedup"][key] >= TARGETS["face_recognition_speedup"]),
+                    verdict(s >= TARGETS["face_recognition_speedup"]),
                 )
             )
-    e = r["enrollment"]
-    rows.append(("enrollment throughput", f"{e['images_per_s']:.1f} images/s", "", ""))
+    return rows
+
+
+def runtime_rows(r: dict) -> list[tuple[str, ...]]:
+    """Side by side per runtime: start-up, memory, event latency, enrollment, stages."""
+    d = [r["daemons"][rt] for rt in RUNTIMES]
+    rows: list[tuple[str, ...]] = [
+        ("process start -> READY=1", *(f"{x['ready_s']:.1f} s" for x in d)),
+        ("process start -> online on MQTT", *(f"{x['online_s']:.1f} s" for x in d)),
+        ("RSS idle (frame source on)", *(f"{x['rss_idle_mb']:.0f} MB" for x in d)),
+        (
+            f"RSS after {d[0]['decisions']} decisions",
+            *(f"{x['rss_after_mb']:.0f} MB" for x in d),
+        ),
+        (
+            "RSS idle, motion on (idle run)",
+            *(f"{r['idle'][rt]['rss_mb']:.0f} MB" for rt in RUNTIMES),
+        ),
+        (
+            "image: event latency_ms med / p95",
+            *(_ms(x["image"]["event_latency"]) for x in d),
+        ),
+        (
+            "doorbell: event latency_ms med / p95",
+            *(_ms(x["doorbell"]["event_latency"]) for x in d),
+        ),
+        (
+            "enrollment throughput",
+            *(f"{r['enrollment'][rt]['images_per_s']:.1f} images/s" for rt in RUNTIMES),
+        ),
+    ]
+    stages = [r["stages"][rt]["stages"] for rt in RUNTIMES]
+    for name in stages[0]:
+        rows.append((f"stage {name}, med / p95", *(_ms(s[name]) for s in stages)))
+    total = [sum(s[n]["median_ms"] for n in s) for s in stages]
+    rows.append(("stages, sum of medians", *(f"{t:.1f} ms" for t in total)))
+    return rows
+
+
+def print_tables(r: dict) -> None:
+    """The targets table, then the runtimes side by side."""
+    rows = target_rows(r)
     width = max(len(row[0]) for row in rows)
-    print(f"\n{'measure':<{width}}  {'value':<32} {'target':<14} verdict")
+    print(f"\n{'measure':<{width}}  {'value':<24} {'target':<14} verdict")
     for name, value, target, ok in rows:
-        print(f"{name:<{width}}  {value:<32} {target:<14} {ok}")
+        print(f"{name:<{width}}  {value:<24} {target:<14} {ok}")
+    side = runtime_rows(r)
+    width = max(len(row[0]) for row in side)
+    print(f"\n{'per runtime':<{width}}  " + "".join(f"{rt:<22}" for rt in RUNTIMES))
+    for name, *values in side:
+        print(f"{name:<{width}}  " + "".join(f"{v:<22}" for v in values))
+    if "two_doors" in r:
+        t = r["two_doors"]
+        print(
+            f"\ntwo doors on one PostgreSQL registry: enrollment {t.get('enroll_s')} s, "
+            f"commit -> first grant {t.get('commit_to_grant_s')} (poll every {t.get('poll_s')} s)"
+        )
     print(
         f"\nload average before/after: {r['machine']['load_before']} / {r['machine']['load_after']}"
     )
-    print(f"outcomes: {json.dumps(t['outcomes'])}")
+    for rt in RUNTIMES:
+        print(f"outcomes [{rt}]: image {json.dumps(r['daemons'][rt]['image']['outcomes'])}")
+        print(f"outcomes [{rt}]: doorbell {json.dumps(r['daemons'][rt]['doorbell']['outcomes'])}")
+        grants = {k: v["grants"] for k, v in r["scale"][rt]["sizes"].items()}
+        print(f"grants per gallery size [{rt}]: {json.dumps(grants)}")
 
 
 def main() -> int:
-    """Run every part, print the table, write the JSON."""
+    """Run every part, print the tables, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer decisions, shorter idle")
     parser.add_argument("--lfw", type=Path, default=default_lfw())
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "decision.json")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("FACEGATE_TEST_POSTGRES_URL", ""),
+        help="SQLAlchemy URL of a PostgreSQL database for the two-door run (skipped if empty)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args.lfw.is_dir():
         print(f"LFW not found at {args.lfw}", file=sys.stderr)
         return 2
-    decisions, idle_s, seed_repeats, probes = (
-        (30, 8.0, 1, 200) if args.quick else (200, 20.0, 3, 1000)
+    decisions, idle_s, seed_repeats, frame_count, rounds = (
+        (30, 8.0, 1, 16, 1) if args.quick else (200, 20.0, 3, 40, 3)
     )
     results: dict[str, Any] = {
         "quick": args.quick,
@@ -607,39 +518,54 @@ def main() -> int:
         },
         "targets": TARGETS,
     }
+
+    def step(message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
     with tempfile.TemporaryDirectory(prefix="bench-decision-") as tmp:
         work = Path(tmp)
-        # mosquitto as installed (Nagle on towards clients), and with set_tcp_nodelay true.
-        broker = Broker(work)
+        broker = Broker(work)  # as installed: Nagle on towards clients
         fast = Broker(work, nodelay=True)
         try:
-            config = base_config(work / "data", broker)
-            print("enrolling ...", file=sys.stderr)
-            results["enrollment"] = enroll_people(config, args.lfw)
-            print(f"timing {decisions} image-trigger decisions ...", file=sys.stderr)
-            results["trigger"] = bench_trigger(config, broker, args.lfw, decisions)
-            print("again, broker with set_tcp_nodelay true ...", file=sys.stderr)
-            fast_config = base_config(work / "data", fast)
-            results["trigger_nodelay"] = bench_trigger(fast_config, fast, args.lfw, decisions)
-            print("gallery scale ...", file=sys.stderr)
-            tools = face_and_embed_ms(config, args.lfw, 20)
-            results["scale"] = bench_scale(config, tools, probes)
-            print(f"idle cost over {idle_s:.0f} s ...", file=sys.stderr)
-            results["idle"] = bench_idle(work / "data", broker, args.lfw, work, idle_s)
+            frames_dir = work / "frames"
+            labelled = write_frames(args.lfw, frames_dir, frame_count)
+            frames = [p for _, p in labelled]
+            results["enrollment"], results["daemons"] = {}, {}
+            results["stages"], results["scale"], results["idle"] = {}, {}, {}
+            for rt in RUNTIMES:
+                data_dir = work / f"data-{rt}"
+                data = site_config(data_dir, fast, model={"runtime": rt})
+                step(f"enrolling [{rt}] ...")
+                results["enrollment"][rt] = enroll_people(parse_config(data), args.lfw)
+                step(f"daemon [{rt}]: start, {decisions} image + {decisions} doorbell ...")
+                source = {"kind": "folder", "folder": str(frames_dir), "fps": SOURCE_FPS}
+                results["daemons"][rt] = bench_daemon(
+                    rt, {**data, "source": source}, fast, work, labelled, decisions, True
+                )
+                step(f"stages [{rt}] ...")
+                results["stages"][rt] = bench_stages(parse_config(data), frames, fast, rounds)
+                step(f"gallery scale [{rt}] ...")
+                results["scale"][rt] = bench_scale(parse_config(data), frames, rounds)
+                step(f"idle [{rt}] over {idle_s:.0f} s ...")
+                results["idle"][rt] = bench_idle(rt, data_dir, fast, args.lfw, work, idle_s)
+            step("image triggers through mosquitto as installed ...")
+            plain = site_config(work / "data-tensorflow", broker)
+            results["default_broker"] = bench_daemon(
+                "default-broker", plain, broker, work, labelled, decisions, False
+            )
+            if args.postgres_url:
+                step("two doors on one PostgreSQL registry ...")
+                results["two_doors"] = bench_two_doors(args.postgres_url, fast, args.lfw, work)
         finally:
             broker.stop()
             fast.stop()
-    print("peers ...", file=sys.stderr)
-    results["peers"] = bench_peers(
-        args.lfw,
-        seed_repeats,
-        {
-            "default": results["trigger"]["wall"]["median_ms"],
-            "nodelay": results["trigger_nodelay"]["wall"]["median_ms"],
-        },
-    )
+    step("peers ...")
+    medians = {
+        f"{rt} image": results["daemons"][rt]["image"]["wall"]["median_ms"] for rt in RUNTIMES
+    }
+    results["peers"] = bench_peers(args.lfw, seed_repeats, medians)
     results["machine"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
-    print_table(results)
+    print_tables(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"wrote {args.out}")
