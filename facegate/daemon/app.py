@@ -148,6 +148,7 @@ class FacegateDaemon:
             on_message=on_message,
             on_connected=on_connected,
             capture_enabled=config.capture.publish,
+            on_bad_input=self.stats.bad_input,
         )
         outbox = OutboxPublisher(registry, link)
         health = self._health_publisher(link)

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from facegate.config import FacegateConfig
 from facegate.daemon.actuators import Actuator
 from facegate.daemon.decision import LOCKOUT_REASONS, BurstDecision, DecisionReason
-from facegate.daemon.discovery import STATE_LOCKED, STATE_UNLOCKED, UNLOCK_PAYLOAD
+from facegate.daemon.discovery import LOCK_PAYLOAD, STATE_LOCKED, STATE_UNLOCKED, UNLOCK_PAYLOAD
 from facegate.daemon.events import AccessEvent, Trigger
 from facegate.daemon.lockout import LockoutRule, LockoutState, record_failure, release_expired
 from facegate.daemon.motion import MotionDetector
@@ -37,6 +37,7 @@ from facegate.daemon.triggers import BadPayloadError, parse_trigger
 from facegate.daemon.verifier import Verifier
 from facegate.errors import FacegateError, StorageError
 from facegate.face.image_io import ImageDecodeError, decode_image
+from facegate.face.types import Reason
 from facegate.storage.records import OutboxMessage, User
 from facegate.storage.registry import Registry, UnknownUserError
 
@@ -95,6 +96,7 @@ class DoorController:
         self._lockout = LockoutState()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._restate_lock = threading.Event()
         self._recorder = DecisionRecorder(registry, self._deliver, stats, self._health)
         self.last_progress = time.monotonic()
 
@@ -127,11 +129,17 @@ class DoorController:
             self._stats.count("triggers_image")
             self.submit(Request(Trigger("image", source=topic, image=digest), now, image=payload))
         elif topic == self.topics.lock_command:
-            if payload.strip().upper() == UNLOCK_PAYLOAD.encode():
+            command = payload.strip().upper()
+            if command == UNLOCK_PAYLOAD.encode():
                 self._stats.count("remote_unlocks")
                 self.submit(Request(Trigger("home_assistant", source="lock"), now, unlock=True))
-            else:
-                self._send(self.topics.lock_state, STATE_LOCKED.encode(), retain=True)
+                return
+            if command != LOCK_PAYLOAD.encode():
+                self._stats.bad_input("bad_lock_command")
+                logger.warning("ignored a lock command that is neither LOCK nor UNLOCK")
+            # Re-state LOCKED from the worker: publishing waits for the broker's ack, which
+            # arrives on this very (paho) thread, so doing it here would stall all MQTT traffic.
+            self._restate_lock.set()
         else:
             self._stats.bad_input("unexpected_topic")
 
@@ -180,6 +188,9 @@ class DoorController:
         while not self._stop.is_set():
             self.last_progress = time.monotonic()
             self._release_lockout_if_due()
+            if self._restate_lock.is_set():
+                self._restate_lock.clear()
+                self._send(self.topics.lock_state, STATE_LOCKED.encode(), retain=True)
             try:
                 request = self._queue.get(timeout=0.05)
             except queue.Empty:
@@ -238,7 +249,9 @@ class DoorController:
         try:
             rgb = decode_image(request.image or b"", max_side=self.config.face.max_image_side)
         except ImageDecodeError as err:
-            self._stats.bad_input("bad_image")
+            # A decompression bomb (huge declared size) is refused before decoding: its own kind.
+            too_large = err.reason is Reason.TOO_LARGE
+            self._stats.bad_input("image_too_large" if too_large else "bad_image")
             logger.warning("ignored an image on %s: %s", request.trigger.source, err)
             raise _BadImageError from err
         yield Frame(image=rgb, timestamp=time.monotonic(), index=0, source="mqtt-image")

@@ -34,7 +34,8 @@ class MqttLink:
     """One door's broker connection: availability, discovery, subscriptions, publishing.
 
     ``on_message(topic, payload)`` is called on paho's network thread for messages on the
-    door's subscribed topics, so it must only enqueue. ``on_connected()`` runs after each
+    door's subscribed topics, so it must only enqueue; ``on_bad_input(kind)`` counts what is
+    dropped here (``oversize_payload``, ``bad_ha_status``). ``on_connected()`` runs after each
     (re)connect, once subscriptions and availability are in place.
     """
 
@@ -48,6 +49,7 @@ class MqttLink:
         on_connected: Callable[[], None] | None = None,
         capture_enabled: bool = False,
         client_id: str = "",
+        on_bad_input: Callable[[str], None] | None = None,
     ) -> None:
         self._config = config
         self._topics = topics
@@ -61,6 +63,7 @@ class MqttLink:
         self._subscribe_mid: int | None = None
         self._stopping = False
         self.dropped_oversize = 0
+        self._on_bad_input = on_bad_input or (lambda kind: None)
 
     @property
     def ha_status_topic(self) -> str:
@@ -203,6 +206,7 @@ class MqttLink:
         payload = message.payload
         if len(payload) > self._config.max_payload_bytes:
             self.dropped_oversize += 1
+            self._on_bad_input("oversize_payload")
             logger.warning(
                 "dropped %d-byte message on %s: over the limit", len(payload), message.topic
             )
@@ -211,6 +215,9 @@ class MqttLink:
             if payload.strip() == ONLINE:
                 logger.info("Home Assistant came online: republishing discovery")
                 threading.Thread(target=self.publish_discovery, daemon=True).start()
+            elif payload.strip() != OFFLINE:
+                self._on_bad_input("bad_ha_status")
+                logger.warning("ignored a Home Assistant status that is neither online nor offline")
             return
         try:
             self._on_message(message.topic, payload)

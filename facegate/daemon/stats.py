@@ -9,6 +9,22 @@ from typing import Any
 
 import numpy as np
 
+# Every kind of rejected input counted under "bad_input" in the heartbeat: a trigger that is
+# neither a word nor a JSON object with a string source; an image that does not decode; one
+# declaring more pixels than face.max_image_side allows (decompression bomb, refused unread);
+# a lock command other than LOCK/UNLOCK; a Home Assistant status other than online/offline; a
+# message above mqtt.max_payload_bytes on any subscribed topic (dropped unread); a message on a
+# topic the door does not act on.
+BAD_INPUT_KINDS = (
+    "malformed_trigger",
+    "bad_image",
+    "image_too_large",
+    "bad_lock_command",
+    "bad_ha_status",
+    "oversize_payload",
+    "unexpected_topic",
+)
+
 
 class DaemonStats:
     """What the daemon has seen since start: frames, triggers, decisions, bad input, latency."""
@@ -27,7 +43,7 @@ class DaemonStats:
             self._counts[name] += n
 
     def bad_input(self, kind: str) -> None:
-        """Count one rejected input (malformed_trigger, bad_image, oversize_payload, ...)."""
+        """Count one rejected input; ``kind`` is one of BAD_INPUT_KINDS."""
         with self._lock:
             self._bad_input[kind] += 1
 
