@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from daemon_site import person, start_daemon
 from mqtt_support import Listener
 
@@ -17,25 +14,6 @@ from facegate.config import FacegateConfig, parse_config
 from facegate.daemon.topics import DoorTopics
 
 DOORS = ("front_door", "back_door")
-
-
-@pytest.fixture
-def site_url(postgres_url: str) -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    schema = f"fg_doors_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def door_config(door: str, url: str, data_dir: Path, broker, model_dir: Path) -> FacegateConfig:
@@ -75,11 +53,13 @@ def decide(watcher: Listener, topics: DoorTopics, photo: bytes) -> dict:
 
 
 def test_two_doors_share_one_postgres_registry(
-    site_url: str, mqtt_broker, exact_model_dir: Path, lfw_images: Path, tmp_path: Path
+    pg_schema_url: str, mqtt_broker, exact_model_dir: Path, lfw_images: Path, tmp_path: Path
 ) -> None:
-    desk = door_config("desk", site_url, tmp_path / "desk", mqtt_broker, exact_model_dir)
+    desk = door_config("desk", pg_schema_url, tmp_path / "desk", mqtt_broker, exact_model_dir)
     enroll_at_desk(desk, "Ada", person(lfw_images, "Colin_Powell", 4))
-    configs = [door_config(d, site_url, tmp_path / d, mqtt_broker, exact_model_dir) for d in DOORS]
+    configs = [
+        door_config(d, pg_schema_url, tmp_path / d, mqtt_broker, exact_model_dir) for d in DOORS
+    ]
     topics = [DoorTopics("facegate", d) for d in DOORS]
     watcher = Listener(mqtt_broker, ["facegate/#", "homeassistant/#"])
     running = [start_daemon(c) for c in configs]
