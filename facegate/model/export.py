@@ -21,7 +21,7 @@ import numpy as np
 
 from facegate.errors import ModelError
 from facegate.model.bundle import LoadedModel, sha256_file
-from facegate.model.manifest import MANIFEST_NAME
+from facegate.model.manifest import MANIFEST_NAME, Manifest
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,6 @@ def export_tflite(
     them int8 is dynamic-range: int8 weights, float activations). The manifest in ``out`` gets
     a ``tflite[quantize]`` entry with the file, its sha256 and the head's kernel and bias.
     """
-    from facegate.model.manifest import Manifest
     from facegate.model.siamese import CLASSIFIER_LAYER, embedding_tower
 
     if quantize not in QUANTIZATIONS:
@@ -119,3 +118,23 @@ def export_tflite(
     os.replace(part, out / MANIFEST_NAME)
     logger.info("exported %s (%s, %d bytes) to %s", manifest.name, mode, len(flatbuffer), target)
     return target
+
+
+def export_like(
+    model: LoadedModel, out: Path, like: Manifest, calibration_crops: np.ndarray | None
+) -> list[Path]:
+    """Export ``model`` into its directory ``out`` with every quantization ``like`` has.
+
+    A retrained candidate gets the exports of the model it was trained from, so a LiteRT site
+    can serve it: int8 is calibrated on ``calibration_crops`` ((N, S, S, 3) uint8 aligned
+    faces) unless ``like``'s int8 was dynamic-range. Returns the written paths.
+    """
+    written = []
+    for quantize, entry in sorted((like.tflite or {}).items()):
+        if quantize not in QUANTIZATIONS:
+            logger.warning("%s: unknown export %r not repeated", out, quantize)
+            continue
+        dynamic = entry.get("mode") == "int8-dynamic-range"
+        crops = calibration_crops if quantize == "int8" and not dynamic else None
+        written.append(export_tflite(model, out, quantize, crops))  # type: ignore[arg-type]
+    return written

@@ -380,6 +380,12 @@ def retrain(
     """Fine-tune ``model`` (the active one) on the site in a limited subprocess, evaluate old
     against new, and promote or reject the candidate (see the module doc); ``lock`` is held
     while the candidate is judged and promoted."""
+    from facegate.model.tf_runtime import TENSORFLOW_EXTRA, tensorflow_available
+
+    if not tensorflow_available():
+        return RetrainResult(
+            None, f"skipped: retraining needs TensorFlow: pip install '{TENSORFLOW_EXTRA}'"
+        )
     sched = config.scheduler
     split = site_split(registry, sched.retrain_holdout, model.manifest.align_spec)
     if not split.usable:
@@ -418,7 +424,8 @@ def retrain(
         result = json.loads((work / RESULT_FILE).read_text(encoding="utf-8"))
         from facegate.model.bundle import load_model_dir
 
-        candidate = load_model_dir(Path(result["model_dir"]))
+        # Loaded on the runtime the door uses: promotion embeds the galleries with it.
+        candidate = load_model_dir(Path(result["model_dir"]), config.model.runtime)
         training = {**result.get("training", {}), "seconds": round(time.monotonic() - started, 1)}
         with lock or contextlib.nullcontext():  # no gallery refresh while promoting
             version = judge_candidate(

@@ -7,8 +7,10 @@ head only, the tower too with ``scheduler.retrain_tower``. Positives are pairs o
 training images; negatives, as many, are pairs of two users' images and of a user's image with
 an LFW face of a person outside pairsDevTest (so the DevTest benchmark stays honest). The
 detection threshold is the one minimising ``far_weight * FAR + FRR`` on the training pairs.
-The candidate is saved with ``save_model_dir``; then old and new are evaluated on the same
-held-out pairs and everything is written to the job's result file.
+The candidate is saved with ``save_model_dir`` and given the active model's LiteRT exports
+(``export_like``: int8 calibrated on the site's training crops); then old and new are evaluated
+on the same held-out pairs, on the runtime the door uses, and everything is written to the
+job's result file.
 
 ``facegate.training.train`` trains a fresh model from an image tree; fine-tuning the active
 model on in-memory gallery crops is what this module adds, with the same compile recipe
@@ -104,7 +106,8 @@ def _lfw_negatives(config: Any, spec: Any, count: int, seed: int = 0) -> np.ndar
 def fine_tune(job: dict[str, Any]) -> dict[str, Any]:
     """Train, save and evaluate the candidate described by ``job``; return the result."""
     from facegate.config import FacegateConfig
-    from facegate.model.bundle import load_model_dir, save_model_dir
+    from facegate.model.bundle import load_model_dir, resolve_runtime, save_model_dir
+    from facegate.model.export import export_like
     from facegate.model.manifest import Thresholds
     from facegate.model.siamese import compile_siamese, embedding_tower
     from facegate.model.tf_runtime import import_keras
@@ -115,6 +118,9 @@ def fine_tune(job: dict[str, Any]) -> dict[str, Any]:
     keras = import_keras()
     keras.utils.set_random_seed(0)
     base = load_model_dir(Path(job["base_model"]))
+    # Old and new are judged on the runtime the door serves them with (a LiteRT export is
+    # quantized: its scores differ a little from the Keras model's).
+    runtime = resolve_runtime(config.model.runtime)
     with np.load(job["site"]) as data:
         split = SiteSplit(
             data["train_crops"], data["train_labels"], data["held_crops"], data["held_labels"]
@@ -122,7 +128,8 @@ def fine_tune(job: dict[str, Any]) -> dict[str, Any]:
     # The old model is scored first: the fit below changes it in memory.
     lfw_pairs = lfw_devtest_pairs(sched.lfw_dir, sched.retrain_lfw_pairs)
     lfw_crops: dict[Any, Any] = {}
-    old = evaluate_models({"old": base}, split, lfw_pairs, config, lfw_crops)
+    served = base if runtime == "tensorflow" else load_model_dir(base.path, runtime)
+    old = evaluate_models({"old": served}, split, lfw_pairs, config, lfw_crops)
     logger.info("evaluated the active model")
     spec = base.manifest.align_spec
     extra = _lfw_negatives(config, spec, sched.retrain_negatives)
@@ -172,7 +179,12 @@ def fine_tune(job: dict[str, Any]) -> dict[str, Any]:
         training={**base.manifest.training, "site_fine_tune": training},
         weights_dtype=base.manifest.training.get("weights_dtype", "float32"),
     )
-    candidate = load_model_dir(Path(job["out_dir"]))
+    out_dir = Path(job["out_dir"])
+    # The candidate gets the active model's LiteRT exports (int8 calibrated on the site's own
+    # gallery crops), so a site running runtime = "litert" can serve it once promoted.
+    exported = export_like(load_model_dir(out_dir), out_dir, base.manifest, split.train_crops)
+    training["litert_exports"] = [path.name for path in exported]
+    candidate = load_model_dir(out_dir, runtime)
     logger.info("evaluating the candidate")
     new = evaluate_models({"new": candidate}, split, lfw_pairs, config, lfw_crops)
     evaluation = {"old": old["old"], "new": new["new"]}

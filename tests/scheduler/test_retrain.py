@@ -1,18 +1,21 @@
 """Retraining: the promotion rule, the limits of the training process, and a real retrain
-(a tiny model fine-tuned for one epoch in a subprocess) while the verifier keeps answering."""
+(a tiny model fine-tuned for one epoch in a subprocess) while the verifier keeps answering;
+on a LiteRT site the candidate is exported like the active model and served on LiteRT."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from scheduler_support import PEOPLE, Site, person_images, site_config
+from scheduler_support import PEOPLE, Site, enroll_people, person_images, site_config
 
 from facegate.config import FacegateConfig
 from facegate.errors import ModelError
@@ -225,3 +228,75 @@ def test_stopping_the_service_stops_a_retrain(site: Site, lfw_root: Path) -> Non
     assert [kind for kind, _ in health] == ["job_failed"]
     assert len(site.registry.list_models()) == 1  # no candidate, the active model untouched
     assert not list((Path(site.registry.data_dir) / "models").glob(".retrain-*"))
+
+
+@pytest.fixture
+def litert_site(
+    tmp_path: Path, model_dirs: dict[str, Path], pipeline: Any, lfw_images: Path
+) -> Iterator[Site]:
+    """The ``site`` on runtime litert: a copy of the exact model with an int8 export
+    (calibrated on a fourth person's faces), three people enrolled on LiteRT."""
+    from facegate.model.bundle import load_model_dir
+    from facegate.model.export import export_tflite
+    from facegate.storage.registry import open_registry
+
+    model_dir = tmp_path / "exact-litert"
+    shutil.copytree(model_dirs["exact"], model_dir)
+    faces = [pipeline.process_file(p).face for p in person_images(lfw_images, PEOPLE[3], 6)]
+    crops = np.stack([face.crop for face in faces if face is not None])
+    export_tflite(load_model_dir(model_dir), model_dir, "int8", crops)
+    data = site_config(tmp_path, model_dir).model_dump()
+    data["model"]["runtime"] = "litert"
+    config = FacegateConfig.model_validate(data)
+    registry = open_registry(config.storage)
+    built = Site(config, registry, load_model_dir(model_dir, "litert"), pipeline, lfw_images)
+    try:
+        enroll_people(built, PEOPLE[:3], 5)
+        yield built
+    finally:
+        registry.close()
+
+
+@pytest.mark.slow
+def test_litert_site_serves_the_exported_candidate(
+    litert_site: Site, lfw_root: Path, lfw_images: Path
+) -> None:
+    from facegate.daemon.app import follow_registry
+    from facegate.daemon.verifier import Verifier
+    from facegate.model.litert import LiteRTEmbedder
+    from facegate.model.manifest import Manifest
+    from facegate.scheduler.promote import activate
+
+    site = litert_site
+    config = _retrain_config(site, lfw_root)
+    verifier = Verifier(site.pipeline, site.model, site.model.manifest.thresholds, margin=0.02)
+    verifier.load_gallery(site.registry.gallery_matrix(site.model.manifest.sha256))
+    context = JobContext(registry=site.registry, config=config, model=lambda: verifier.model)
+    run = run_job("retrain", context)
+    assert run.outcome == "ok", run.message
+
+    candidate = site.registry.list_models()[-1]
+    assert candidate.sha256 != site.model.manifest.sha256
+    assert candidate.metrics["training"]["litert_exports"] == ["tower-int8.tflite"]
+    entry = Manifest.read(Path(candidate.path)).tflite["int8"]
+    assert entry["mode"] == "int8-calibrated"  # on the site's own gallery crops
+    assert (Path(candidate.path) / entry["file"]).is_file()
+    if not candidate.active:  # rejected on its numbers: promote it by hand, as an admin can
+        activate(site.registry, candidate.sha256, "test: serve the candidate", "litert")
+    # The galleries were embedded by the LiteRT candidate, and the daemon switches to it.
+    assert len(site.registry.gallery_matrix(candidate.sha256).vectors) == 15
+    follow_registry(site.registry, config, verifier)
+    assert verifier.model.manifest.sha256 == candidate.sha256
+    assert verifier.model.siamese is None
+    assert isinstance(verifier.model.embedder, LiteRTEmbedder)
+    # The stored galleries are the serving LiteRT tower's embeddings of the gallery crops (a
+    # Keras-embedded gallery would differ by the int8 rounding).
+    from facegate.enrollment.embedding import read_model_crop
+
+    matrix = site.registry.gallery_matrix(candidate.sha256)
+    images = {image.id: image for image in site.registry.all_gallery_images()}
+    spec = verifier.model.manifest.align_spec
+    crops = np.stack(
+        [read_model_crop(site.registry, images[int(i)], spec) for i in matrix.image_ids]
+    )
+    np.testing.assert_allclose(verifier.model.embed(crops), matrix.vectors, atol=1e-6)
