@@ -507,7 +507,7 @@ def main() -> int:
         print(f"LFW not found at {args.lfw}", file=sys.stderr)
         return 2
     decisions, idle_s, seed_repeats, frame_count, rounds = (
-        (30, 8.0, 1, 16, 1) if args.quick else (200, 20.0, 3, 40, 3)
+        (30, 8.0, 1, 16, 1) if args.quick else (200, 20.0, 2, 40, 2)
     )
     results: dict[str, Any] = {
         "quick": args.quick,
