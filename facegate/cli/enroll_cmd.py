@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from facegate.cli.tables import opened_registry
 from facegate.config import FacegateConfig
 from facegate.errors import FacegateError
 
@@ -72,7 +73,6 @@ def run_enroll(args: argparse.Namespace, config: FacegateConfig) -> int:
     from facegate.enrollment.enroll import TooFewImagesError, enroll, enroll_faces
     from facegate.enrollment.loading import load_tools
     from facegate.enrollment.names import clean_name
-    from facegate.storage.registry import open_registry
 
     if args.camera is None and not args.sources:
         raise FacegateError("give image files or directories, or --camera N")
@@ -84,8 +84,7 @@ def run_enroll(args: argparse.Namespace, config: FacegateConfig) -> int:
         name = clean_name(args.name)
     except ValueError as err:
         raise FacegateError(f"invalid name: {err}") from err
-    registry = open_registry(config.storage)
-    try:
+    with opened_registry(config) as registry:
         if registry.find_user(name) is not None:
             raise FacegateError(f"a user named {name!r} already exists; use 'gallery add'")
         pipeline, model = load_tools(registry, config, args.model)
@@ -112,7 +111,5 @@ def run_enroll(args: argparse.Namespace, config: FacegateConfig) -> int:
             print_report(err.report, args.json)
             print(f"facegate: error: {err}", file=sys.stderr)
             return 1
-    finally:
-        registry.close()
     print_report(report, args.json)
     return 0

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 
+from facegate.cli.tables import opened_registry, print_json, print_table
 from facegate.config import FacegateConfig
 
 logger = logging.getLogger(__name__)
@@ -41,10 +41,8 @@ def run_add(args: argparse.Namespace, config: FacegateConfig) -> int:
     from facegate.cli.enroll_cmd import print_report
     from facegate.enrollment.enroll import TooFewImagesError, add_images
     from facegate.enrollment.loading import load_tools
-    from facegate.storage.registry import open_registry
 
-    registry = open_registry(config.storage)
-    try:
+    with opened_registry(config) as registry:
         registry.get_user(args.name)
         pipeline, model = load_tools(registry, config, args.model)
         try:
@@ -53,22 +51,15 @@ def run_add(args: argparse.Namespace, config: FacegateConfig) -> int:
             print_report(err.report, args.json, verb="added to")
             print(f"facegate: error: {err}", file=sys.stderr)
             return 1
-    finally:
-        registry.close()
     print_report(report, args.json, verb="added to")
     return 0
 
 
 def run_remove(args: argparse.Namespace, config: FacegateConfig) -> int:
     """Remove one gallery image with its embeddings and (unshared) crop file."""
-    from facegate.storage.registry import open_registry
-
-    registry = open_registry(config.storage)
-    try:
+    with opened_registry(config) as registry:
         image = registry.remove_gallery_image(args.name, args.image_id)
         left = len(registry.gallery(args.name))
-    finally:
-        registry.close()
     print(f"removed image {image.id} ({image.source}); {left} left")
     return 0
 
@@ -76,21 +67,21 @@ def run_remove(args: argparse.Namespace, config: FacegateConfig) -> int:
 def run_list(args: argparse.Namespace, config: FacegateConfig) -> int:
     """Print a user's gallery."""
     from facegate.enrollment.views import image_view
-    from facegate.storage.registry import open_registry
 
-    registry = open_registry(config.storage)
-    try:
+    with opened_registry(config) as registry:
         images = registry.gallery(args.name)
-    finally:
-        registry.close()
     if args.json:
-        print(json.dumps([image_view(i) for i in images], indent=2, ensure_ascii=False))
+        print_json([image_view(i) for i in images])
         return 0
-    if not images:
-        print("no images")
-        return 0
-    print(f"{'ID':>5}  {'QUALITY':>7}  {'ADDED':<16}  {'SHA256':<12}  SOURCE")
-    for i in images:
-        added = i.added_at.astimezone().strftime("%Y-%m-%d %H:%M")
-        print(f"{i.id:>5}  {i.quality:>7.3f}  {added:<16}  {i.sha256[:12]}  {i.source}")
+    rows = [
+        (
+            i.id,
+            f"{i.quality:.3f}",
+            i.added_at.astimezone().strftime("%Y-%m-%d %H:%M"),
+            i.sha256[:12],
+            i.source,
+        )
+        for i in images
+    ]
+    print_table(("ID", "QUALITY", "ADDED", "SHA256", "SOURCE"), rows, "no images", right={0, 1})
     return 0

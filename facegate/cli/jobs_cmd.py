@@ -8,11 +8,11 @@ changes at its next gallery refresh.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from facegate.cli.tables import opened_registry, print_json, print_table
 from facegate.config import FacegateConfig
 
 if TYPE_CHECKING:
@@ -69,25 +69,19 @@ def job_rows(registry: Registry, config: FacegateConfig) -> list[dict[str, Any]]
 
 def run_list(args: argparse.Namespace, config: FacegateConfig) -> int:
     """Print each job with its schedule and last run."""
-    from facegate.storage.registry import open_registry
-
-    registry = open_registry(config.storage)
-    try:
+    with opened_registry(config) as registry:
         rows = job_rows(registry, config)
-    finally:
-        registry.close()
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print_json(rows)
         return 0
-    for row in rows:
-        outcome = row["outcome"] or "never run"
-        print(
-            f"{row['job']:<16} {row['schedule']:<16} last: {outcome:<8} {row['last_started'] or ''}"
-        )
-        if row["message"]:
-            print(f"{'':<16} {row['message']}")
-        if row["next_run"]:
-            print(f"{'':<16} next: {row['next_run']}")
+    table = [
+        (r["job"], r["schedule"], r["outcome"] or "never run", r["last_started"]) for r in rows
+    ]
+    notes = [
+        [text for text in (r["message"], r["next_run"] and f"next: {r['next_run']}") if text]
+        for r in rows
+    ]
+    print_table(("JOB", "SCHEDULE", "LAST", "STARTED"), table, "no jobs", notes=notes)
     return 0
 
 
@@ -115,15 +109,11 @@ def cli_model_loader(registry: Registry, config: FacegateConfig) -> Any:
 def run_now(args: argparse.Namespace, config: FacegateConfig) -> int:
     """Run one job now; exit 1 when it failed."""
     from facegate.scheduler.jobs import JobContext, run_job
-    from facegate.storage.registry import open_registry
 
-    registry = open_registry(config.storage)
-    try:
+    with opened_registry(config) as registry:
         context = JobContext(
             registry=registry, config=config, model=cli_model_loader(registry, config)
         )
         run = run_job(args.name, context)
-    finally:
-        registry.close()
     print(f"{run.job}: {run.outcome}: {run.message}")
     return 1 if run.outcome == "failed" else 0

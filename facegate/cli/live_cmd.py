@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 
+from facegate.cli.tables import opened_registry
 from facegate.config import FacegateConfig
 from facegate.errors import CaptureError
 
@@ -54,11 +55,7 @@ def _live(args: argparse.Namespace, config: FacegateConfig) -> int:
 
     from facegate.daemon.app import build_verifier
     from facegate.daemon.live import run_live
-    from facegate.storage.registry import open_registry
 
-    registry = open_registry(config.storage)
-    try:
+    with opened_registry(config) as registry:
         verifier = build_verifier(registry, config)
-    finally:
-        registry.close()
     return run_live(config, verifier)

@@ -8,11 +8,11 @@ follows within ``scheduler.model_watch_s`` seconds.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from datetime import datetime
 from typing import Any
 
+from facegate.cli.tables import opened_registry, print_json, print_table
 from facegate.config import FacegateConfig
 
 logger = logging.getLogger(__name__)
@@ -68,41 +68,40 @@ def _metrics_line(metrics: dict[str, Any]) -> str:
 
 def run_list(args: argparse.Namespace, config: FacegateConfig) -> int:
     """Print every model version, oldest first."""
-    from facegate.storage.registry import open_registry
-
-    registry = open_registry(config.storage)
-    try:
+    with opened_registry(config) as registry:
         versions = registry.list_models()
-    finally:
-        registry.close()
     if args.json:
-        print(json.dumps([version_dict(v) for v in versions], indent=2, default=str))
+        print_json([version_dict(v) for v in versions])
         return 0
-    if not versions:
-        print("no model versions yet")
-        return 0
-    for v in versions:
-        mark = "*" if v.active else " "
-        when = _time(v.promoted_at) or _time(v.created_at)
-        print(f"{mark} {v.sha256[:12]}  {v.status:<11} {when}  {v.name}")
-        if v.why:
-            print(f"      why: {v.why}")
-        line = _metrics_line(v.metrics)
-        if line:
-            print(f"      metrics: {line}")
+    rows = [
+        (
+            "*" if v.active else "",
+            v.sha256[:12],
+            v.status,
+            _time(v.promoted_at) or _time(v.created_at),
+            v.name,
+        )
+        for v in versions
+    ]
+    notes = [
+        [
+            f"{label}: {text}"
+            for label, text in (("why", v.why), ("metrics", _metrics_line(v.metrics)))
+            if text
+        ]
+        for v in versions
+    ]
+    header = ("ACTIVE", "SHA256", "STATUS", "SINCE", "NAME")
+    print_table(header, rows, "no model versions yet", notes=notes)
     return 0
 
 
 def run_activate(args: argparse.Namespace, config: FacegateConfig) -> int:
     """Verify, re-embed and activate one model version."""
     from facegate.scheduler.promote import activate
-    from facegate.storage.registry import open_registry
 
-    registry = open_registry(config.storage)
-    try:
+    with opened_registry(config) as registry:
         version = activate(registry, args.sha, args.why, config.model.runtime)
-    finally:
-        registry.close()
     print(f"active model: {version.sha256[:12]} {version.name}")
     return 0
 
@@ -110,12 +109,8 @@ def run_activate(args: argparse.Namespace, config: FacegateConfig) -> int:
 def run_rollback(args: argparse.Namespace, config: FacegateConfig) -> int:
     """Re-activate the previously promoted model version."""
     from facegate.scheduler.promote import rollback
-    from facegate.storage.registry import open_registry
 
-    registry = open_registry(config.storage)
-    try:
+    with opened_registry(config) as registry:
         version = rollback(registry, args.why, config.model.runtime)
-    finally:
-        registry.close()
     print(f"active model: {version.sha256[:12]} {version.name} (rolled back)")
     return 0

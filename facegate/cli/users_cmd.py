@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from datetime import datetime, time, timedelta
 from typing import Any
 
+from facegate.cli.tables import opened_registry, print_json, print_table
 from facegate.config import FacegateConfig
 from facegate.errors import FacegateError
 
@@ -94,10 +94,6 @@ def parse_when(text: str, end_of_day: bool = False) -> datetime | None:
     return moment.astimezone() if moment.tzinfo is None else moment
 
 
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False))
-
-
 def _when(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M") if moment else "-"
 
@@ -105,40 +101,36 @@ def _when(moment: datetime | None) -> str:
 def run_list(args: argparse.Namespace, config: FacegateConfig) -> int:
     """Print every user."""
     from facegate.enrollment.views import user_view
-    from facegate.storage.registry import open_registry
 
-    registry = open_registry(config.storage)
-    try:
+    with opened_registry(config) as registry:
         users = registry.list_users()
-    finally:
-        registry.close()
     if args.json:
-        _print_json([user_view(u) for u in users])
+        print_json([user_view(u) for u in users])
         return 0
-    if not users:
-        print("no users enrolled")
-        return 0
-    print(f"{'ID':>4}  {'NAME':<24} {'ACTIVE':<6} {'IMAGES':>6}  {'VALID UNTIL':<16}  SCHEDULE")
-    for u in users:
-        print(
-            f"{u.id:>4}  {u.name:<24} {'yes' if u.active else 'no':<6} {u.image_count:>6}  "
-            f"{_when(u.valid_until):<16}  {u.schedule or 'any time'}"
+    rows = [
+        (
+            u.id,
+            u.name,
+            "yes" if u.active else "no",
+            u.image_count,
+            _when(u.valid_until),
+            u.schedule or "any time",
         )
+        for u in users
+    ]
+    header = ("ID", "NAME", "ACTIVE", "IMAGES", "VALID UNTIL", "SCHEDULE")
+    print_table(header, rows, "no users enrolled", right={0, 3})
     return 0
 
 
 def run_show(args: argparse.Namespace, config: FacegateConfig) -> int:
     """Print one user."""
     from facegate.enrollment.views import user_view
-    from facegate.storage.registry import open_registry
 
-    registry = open_registry(config.storage)
-    try:
+    with opened_registry(config) as registry:
         user = registry.get_user(args.name)
-    finally:
-        registry.close()
     if args.json:
-        _print_json(user_view(user))
+        print_json(user_view(user))
         return 0
     print(f"name:          {user.name}")
     print(f"display name:  {user.display_name}")
@@ -155,48 +147,31 @@ def run_show(args: argparse.Namespace, config: FacegateConfig) -> int:
 
 def run_enable(args: argparse.Namespace, config: FacegateConfig) -> int:
     """Enable or disable a user."""
-    from facegate.storage.registry import open_registry
-
-    registry = open_registry(config.storage)
-    try:
+    with opened_registry(config) as registry:
         user = registry.update_user(args.name, active=args.active)
-    finally:
-        registry.close()
     print(f"{user.name}: {'enabled' if user.active else 'disabled'}")
     return 0
 
 
 def run_rename(args: argparse.Namespace, config: FacegateConfig) -> int:
     """Rename a user."""
-    from facegate.storage.registry import open_registry
-
-    registry = open_registry(config.storage)
-    try:
+    with opened_registry(config) as registry:
         user = registry.rename_user(args.name, args.new_name)
-    finally:
-        registry.close()
     print(f"renamed to {user.name}")
     return 0
 
 
 def run_delete(args: argparse.Namespace, config: FacegateConfig) -> int:
     """Delete a user, their images, embeddings and crop files."""
-    from facegate.storage.registry import open_registry
-
-    registry = open_registry(config.storage)
-    try:
+    with opened_registry(config) as registry:
         user = registry.get_user(args.name)
         removed = registry.delete_user(user.name)
-    finally:
-        registry.close()
     print(f"deleted {user.name}: {user.image_count} images, {removed} crop files removed")
     return 0
 
 
 def run_set(args: argparse.Namespace, config: FacegateConfig) -> int:
     """Change a user's validity dates, schedule, consent or display name."""
-    from facegate.storage.registry import open_registry
-
     changes: dict[str, Any] = {}
     if args.valid_from is not None:
         changes["valid_from"] = parse_when(args.valid_from)
@@ -213,11 +188,8 @@ def run_set(args: argparse.Namespace, config: FacegateConfig) -> int:
             "nothing to set: give --valid-from, --valid-until, --schedule, --consent "
             "or --display-name"
         )
-    registry = open_registry(config.storage)
-    try:
+    with opened_registry(config) as registry:
         user = registry.update_user(args.name, **changes)
-    finally:
-        registry.close()
     print(
         f"{user.name}: valid {_when(user.valid_from)} to {_when(user.valid_until)}, "
         f"schedule {user.schedule or 'any time'}, "

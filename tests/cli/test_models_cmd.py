@@ -66,7 +66,12 @@ def test_list(cli, two_models: tuple[Path, Path]) -> None:
         "note": "second"
     }
     code, out, _ = cli("models", "list")
-    assert code == 0 and "* " + rows["first"]["sha256"][:12] in out and "why: first model" in out
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split() == ["ACTIVE", "SHA256", "STATUS", "SINCE", "NAME"]
+    first = next(k for k, line in enumerate(lines) if rows["first"]["sha256"][:12] in line)
+    assert lines[first].startswith("*") and lines[first + 1].strip() == "why: first model"
+    second = next(line for line in lines if rows["second"]["sha256"][:12] in line)
+    assert second.split()[1:3] == ["candidate", rows["second"]["created_at"]]
 
 
 def test_activate_then_rollback(cli) -> None:
