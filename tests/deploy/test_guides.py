@@ -25,7 +25,10 @@ NEEDS_ROOT_INSTALL = "untested here: copies a tested deploy/ file into /etc"
 # Each guide command, and what exercises it.
 EXERCISED: dict[str, str] = {
     "sudo python3 -m venv /opt/facegate": ".ci/run (the same venv + pip install, into .venv)",
-    "sudo /opt/facegate/bin/python -m pip install .": ".ci/run (pip install -e . into .venv)",
+    "sudo /opt/facegate/bin/python -m pip install '.[edge]'": (
+        "test_edge_install.py::test_enroll_and_run_decide_an_image_trigger "
+        "(pip install -e '.[edge]' into a fresh venv)"
+    ),
     "sudo install -m 644 deploy/systemd/facegate.sysusers.conf /etc/sysusers.d/facegate.conf": (
         NEEDS_ROOT_INSTALL
     ),
@@ -55,7 +58,9 @@ EXERCISED: dict[str, str] = {
     'Lovelace" /home/pi/photos/ada': "test_guides.py::test_enroll_then_doctor_galleries",
     "sudo systemctl restart facegate": NEEDS_SYSTEMD,
     "sudo systemctl stop facegate": NEEDS_SYSTEMD,
-    "sudo /opt/facegate/bin/python -m pip install --upgrade .": ".ci/run (pip install)",
+    "sudo /opt/facegate/bin/python -m pip install --upgrade '.[edge]'": (
+        "test_edge_install.py::test_no_tensorflow_in_the_edge_venv (the same install)"
+    ),
     "sudo -u facegate /opt/facegate/bin/facegate --config /etc/facegate/facegate.toml db upgrade": (
         "test_guides.py::test_db_upgrade_then_doctor_registry"
     ),
