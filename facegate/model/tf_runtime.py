@@ -40,7 +40,12 @@ TENSORFLOW_EXTRA = "facegate[tensorflow]"
 
 def tensorflow_available() -> bool:
     """True when TensorFlow is installed (looked up, not imported: that costs seconds)."""
-    return "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is not None
+    if sys.modules.get("tensorflow") is not None:
+        return True
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):  # a blocked or half-removed package
+        return False
 
 
 def missing_tensorflow(what: str) -> ModelError:

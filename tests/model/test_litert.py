@@ -14,7 +14,7 @@ import pytest
 
 from facegate.cli.main import main
 from facegate.errors import ModelError
-from facegate.model.bundle import load_model_dir
+from facegate.model.bundle import load_model_dir, resolve_runtime
 from facegate.model.export import export_tflite, tflite_name
 from facegate.model.litert import LiteRTEmbedder
 from facegate.model.manifest import Manifest
@@ -152,3 +152,43 @@ def test_export_int8_dynamic_range(tiny_model_dir: Path, tmp_path: Path, crops: 
     assert Manifest.read(out).tflite["int8"]["mode"] == "int8-dynamic-range"
     got = load_model_dir(out, runtime="litert").embed(crops)
     np.testing.assert_allclose(got, load_model_dir(tiny_model_dir).embed(crops), atol=0.05)
+
+
+# An interpreter where TensorFlow and Keras are not installed: the import system finds neither.
+_NO_TF = (
+    "import importlib.abc, sys\n"
+    "class NoTF(importlib.abc.MetaPathFinder):\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0] in ('tensorflow', 'keras'):\n"
+    "            raise ModuleNotFoundError(name)\n"
+    "sys.meta_path.insert(0, NoTF())\n"
+)
+
+
+def test_auto_runtime_is_tensorflow_where_installed() -> None:
+    assert resolve_runtime("auto") == "tensorflow"
+    assert resolve_runtime("litert") == "litert"
+
+
+def test_auto_runtime_without_tensorflow_is_litert(exported_dir: Path) -> None:
+    code = _NO_TF + (
+        "from facegate.model.bundle import load_model_dir, resolve_runtime\n"
+        "assert resolve_runtime('auto') == 'litert'\n"
+        f"m = load_model_dir({str(exported_dir)!r}, runtime='auto')\n"
+        "assert m.siamese is None and 'tensorflow' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_missing_tensorflow_is_one_line_naming_the_extra(tiny_model_dir: Path) -> None:
+    code = _NO_TF + (
+        "from facegate.cli.main import main\n"
+        f"sys.exit(main(['model', 'export', '--model', {str(tiny_model_dir)!r}, "
+        "'--format', 'tflite']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "facegate: error: model export needs TensorFlow, which is not installed: "
+        "pip install 'facegate[tensorflow]'"
+    ]
