@@ -39,4 +39,6 @@ def image_view(image: GalleryImage) -> dict[str, Any]:
         "quality": round(image.quality, 4),
         "source": image.source,
         "added_at": iso(image.added_at),
+        # A crop aligned for the enrolling model (schema 0001): other models get it resized.
+        "legacy_crop": image.legacy,
     }

@@ -88,6 +88,7 @@ def test_an_unreadable_file_is_skipped_and_counted_or_fails(
 ) -> None:
     sha = tiny_model.manifest.sha256
     images = _enrolled(registry, pipeline, tiny_model, config, lfw_images)
+    assert not any(image.legacy for image in images)
     before = registry.get_embeddings(sha)
     registry.delete_embeddings(sha)
     broken = images[1]
@@ -147,6 +148,7 @@ def test_legacy_crops_are_resized_with_one_warning(
 
 def test_doctor_flags_legacy_crops(registry: Registry, tiny_model) -> None:
     from facegate.doctor import check_galleries
+    from facegate.enrollment.views import image_view
 
     sha = tiny_model.manifest.sha256
     crops = np.random.default_rng(5).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
@@ -160,3 +162,4 @@ def test_doctor_flags_legacy_crops(registry: Registry, tiny_model) -> None:
     assert result.status == "warn"
     assert "3 gallery images of 1 users are legacy crops" in result.detail
     assert "facegate gallery add" in result.fix
+    assert image_view(registry.gallery("carl")[0])["legacy_crop"] is True
