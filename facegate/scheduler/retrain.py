@@ -383,13 +383,11 @@ def retrain(
     from facegate.model.tf_runtime import TENSORFLOW_EXTRA, tensorflow_available
 
     if not tensorflow_available():
-        return RetrainResult(
-            None, f"skipped: retraining needs TensorFlow: pip install '{TENSORFLOW_EXTRA}'"
-        )
+        return RetrainResult(None, f"retraining needs TensorFlow: pip install '{TENSORFLOW_EXTRA}'")
     sched = config.scheduler
     split = site_split(registry, sched.retrain_holdout, model.manifest.align_spec)
     if not split.usable:
-        return RetrainResult(None, "skipped: fewer than two users with three or more images")
+        return RetrainResult(None, "fewer than two users with three or more images")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     models_dir = Path(registry.data_dir) / MODELS_DIR
     models_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -167,3 +167,6 @@ def test_enroll_and_run_decide_an_image_trigger(
         watcher.close()
     assert status == 0, stderr[-3000:]
     assert "LiteRT" in stderr or "litert" in stderr.lower(), stderr[-3000:]
+    # Site retraining needs TensorFlow: the job is skipped, saying which extra brings it.
+    retrain = _facegate(edge_venv, "--config", str(config), "jobs", "run", "retrain")
+    assert retrain.stdout.strip() == f"retrain: skipped: retraining needs TensorFlow: {TF_EXTRA}"
