@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from facegate.config import FacegateConfig
-from facegate.errors import ModelError
+from facegate.errors import ModelError, StorageError
 from facegate.storage.records import JobRun
 from facegate.storage.registry import Registry
 
@@ -218,5 +218,12 @@ def follow_active_model(context: JobContext) -> bool:
     if active is None or active.sha256 == context.model().manifest.sha256:
         return False
     logger.info("active model changed to %s: reloading", active.sha256[:12])
-    context.reload()
+    try:
+        context.reload()
+    except (ModelError, StorageError) as err:
+        # A model whose file fails its hash (truncated, altered) is refused; the model in use
+        # keeps serving, and the next check tries again (an operator must act).
+        logger.error("not switching to model %s: %s", active.sha256[:12], err)
+        context.health("model_refused", str(err))
+        return False
     return True
