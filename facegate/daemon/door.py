@@ -34,7 +34,7 @@ from facegate.daemon.sources import Frame
 from facegate.daemon.stats import DaemonStats
 from facegate.daemon.topics import DoorTopics
 from facegate.daemon.triggers import BadPayloadError, parse_trigger
-from facegate.daemon.verifier import Verifier
+from facegate.daemon.verifier import BurstOutcome, StageTimes, Verifier
 from facegate.errors import FacegateError, StorageError
 from facegate.face.image_io import ImageDecodeError, decode_image
 from facegate.face.types import Reason
@@ -226,24 +226,24 @@ class DoorController:
             decision = BurstDecision(DecisionReason.LOCKED_OUT, None, None, 0.0, 0)
             return self._conclude(request, decision, None)
         try:
-            decision, last = self._decide_identity(request)
+            outcome = self._decide_identity(request)
         except _BadImageError:
             return None
         except (FacegateError, ValueError, RuntimeError) as err:
             logger.error("verification failed, denying: %s", err)
-            decision, last = BurstDecision(DecisionReason.ERROR, None, None, 0.0, 0), None
+            decision = BurstDecision(DecisionReason.ERROR, None, None, 0.0, 0)
+            outcome = BurstOutcome(decision, None, ())
         if request.image is None:
             self._coalesce()
-        return self._conclude(request, decision, last)
+        return self._conclude(request, outcome.decision, outcome.last_frame, outcome.times)
 
-    def _decide_identity(self, request: Request) -> tuple[BurstDecision, Frame | None]:
+    def _decide_identity(self, request: Request) -> BurstOutcome:
         cfg = self.config.decision
         if request.image is not None:
             frames, max_frames = self._image_frames(request), 1
         else:
             frames, max_frames = self._burst_frames(request.frame), cfg.burst_frames
-        outcome = self._verifier.judge_burst(frames, cfg.agreement, max_frames, cfg.liveness)
-        return outcome.decision, outcome.last_frame
+        return self._verifier.judge_burst(frames, cfg.agreement, max_frames, cfg.liveness)
 
     def _image_frames(self, request: Request) -> Iterator[Frame]:
         try:
@@ -297,7 +297,11 @@ class DoorController:
         return now.astimezone(self._tz) if self._tz else now.astimezone()
 
     def _conclude(
-        self, request: Request, decision: BurstDecision, frame: Frame | None
+        self,
+        request: Request,
+        decision: BurstDecision,
+        frame: Frame | None,
+        times: StageTimes | None = None,
     ) -> AccessEvent:
         reason = decision.reason
         user = self._verifier.user(decision.user.user_id) if decision.user else None
@@ -326,6 +330,7 @@ class DoorController:
             trigger=request.trigger,
             frames=decision.frames,
             latency_ms=(time.monotonic() - request.received) * 1e3,
+            timings=times.as_dict() if times is not None and decision.frames else {},
         )
         self._record(event, user.id if user else None, frame)
         return event

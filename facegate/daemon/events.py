@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -36,7 +37,8 @@ class AccessEvent:
 
     ``user`` is the verified user's name (also when the policy then denies them), None when
     nobody was verified; ``candidate`` the best-scoring user, kept out of MQTT (access log only).
-    ``score`` is the candidate's best comparison score in [0, 1].
+    ``score`` is the candidate's best comparison score in [0, 1]; ``timings`` milliseconds
+    per stage of the burst's frames (face, embed, match), empty when nothing was judged.
     """
 
     decision_id: str
@@ -50,6 +52,7 @@ class AccessEvent:
     trigger: Trigger
     frames: int
     latency_ms: float
+    timings: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def event_type(self) -> str:
@@ -82,6 +85,7 @@ class AccessEvent:
             "trigger": self.trigger.to_dict(),
             "frames": self.frames,
             "latency_ms": round(self.latency_ms, 1),
+            "timings_ms": dict(self.timings),
         }
 
     def to_json(self) -> bytes:

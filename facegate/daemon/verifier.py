@@ -36,6 +36,14 @@ class StageTimes:
     embed_ms: float = 0.0
     match_ms: float = 0.0
 
+    def as_dict(self) -> dict[str, float]:
+        """``{"face": ms, "embed": ms, "match": ms}`` rounded to 0.1 ms (for the event)."""
+        return {
+            "face": round(self.face_ms, 1),
+            "embed": round(self.embed_ms, 1),
+            "match": round(self.match_ms, 1),
+        }
+
 
 @dataclass(frozen=True)
 class FrameJudgement:
@@ -53,6 +61,15 @@ class BurstOutcome:
     decision: BurstDecision
     last_frame: Frame | None
     judgements: tuple[FrameJudgement, ...]
+
+    @property
+    def times(self) -> StageTimes:
+        """Stage times summed over the burst's judged frames."""
+        return StageTimes(
+            sum(j.times.face_ms for j in self.judgements),
+            sum(j.times.embed_ms for j in self.judgements),
+            sum(j.times.match_ms for j in self.judgements),
+        )
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,9 @@ def test_two_doors_share_one_postgres_registry(
         for t in topics:
             event = decide(watcher, t, ada)
             assert (event["event_type"], event["user"]) == ("granted", "Ada")
+            # The daemon's own stage timings of the frame it judged.
+            assert set(event["timings_ms"]) == {"face", "embed", "match"}
+            assert event["timings_ms"]["face"] > 0 and event["timings_ms"]["embed"] > 0
             assert decide(watcher, t, newcomer[0].read_bytes())["event_type"] == "denied"
         # Each door answered only on its own topic.
         watcher.pending = [m for m in watcher.pending if not m[0].endswith("/last_access")]
