@@ -32,6 +32,9 @@ def test_manifest_records_provenance() -> None:
     assert len(manifest.template) == 4
     assert 0 < manifest.thresholds.detection < 1
     assert 0 < manifest.thresholds.verification <= 1
+    # The door compares a probe with every gallery image: it asks more of each comparison.
+    assert manifest.thresholds.pair is not None
+    assert 0 < manifest.thresholds.pair < manifest.thresholds.detection
     source = manifest.training["source"]
     assert "CC0" in source["licence"]
     assert len(source["sha256"]) == 64
