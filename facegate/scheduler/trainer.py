@@ -182,7 +182,10 @@ def fine_tune(job: dict[str, Any]) -> dict[str, Any]:
     out_dir = Path(job["out_dir"])
     # The candidate gets the active model's LiteRT exports (int8 calibrated on the site's own
     # gallery crops), so a site running runtime = "litert" can serve it once promoted.
-    exported = export_like(load_model_dir(out_dir), out_dir, base.manifest, split.train_crops)
+    exported: list[Path] = []
+    if base.manifest.tflite:
+        saved = load_model_dir(out_dir)
+        exported = export_like(saved, out_dir, base.manifest, split.train_crops)
     training["litert_exports"] = [path.name for path in exported]
     candidate = load_model_dir(out_dir, runtime)
     logger.info("evaluating the candidate")
