@@ -113,6 +113,7 @@ def time_triggers(
     walls: list[float] = []
     reported: list[float] = []
     outcomes: dict[str, dict[str, int]] = {}
+    stages: dict[str, list[float]] = {}  # the daemon's own timings_ms of each event
     for i, (kind, payload) in enumerate(payloads):
         if pause_s:
             time.sleep(pause_s)  # a fresh camera frame is there, as between doorbell presses
@@ -126,6 +127,8 @@ def time_triggers(
         event = json.loads(body)
         if event.get("latency_ms") is not None:
             reported.append(float(event["latency_ms"]))
+        for stage, ms in (event.get("timings_ms") or {}).items():
+            stages.setdefault(stage, []).append(float(ms))
         key = f"{event.get('event_type')}:{event.get('reason')}"
         outcomes.setdefault(kind, {})
         outcomes[kind][key] = outcomes[kind].get(key, 0) + 1
@@ -133,6 +136,7 @@ def time_triggers(
         "decisions": len(walls),
         "wall": summary_ms(walls),
         "event_latency": summary_ms(reported) if reported else None,
+        "daemon_stages": {stage: summary_ms(ms) for stage, ms in stages.items()},
         "outcomes": outcomes,
     }
 
@@ -448,6 +452,15 @@ def runtime_rows(r: dict) -> list[tuple[str, ...]]:
         (
             "doorbell: event latency_ms med / p95",
             *(_ms(x["doorbell"]["event_latency"]) for x in d),
+        ),
+        *(
+            (
+                f"{kind}: daemon's timings_ms {stage}, med / p95",
+                *(_ms(x[kind]["daemon_stages"][stage]) for x in d),
+            )
+            for kind in ("image", "doorbell")
+            for stage in ("face", "embed", "match")
+            if all(stage in x[kind]["daemon_stages"] for x in d)
         ),
         (
             "enrollment throughput",
