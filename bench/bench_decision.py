@@ -264,6 +264,7 @@ def bench_two_doors(url: str, broker: Broker, lfw: Path, work: Path) -> dict[str
             "enroll_s": round(committed - t0, 2),
             "commit_to_grant_s": granted,
             "poll_s": 5.0,
+            **registry_costs(parse_config(desk)),
         }
     finally:
         for daemon in daemons:
@@ -271,6 +272,30 @@ def bench_two_doors(url: str, broker: Broker, lfw: Path, work: Path) -> dict[str
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def registry_costs(config: FacegateConfig) -> dict[str, float]:
+    """What each door asks PostgreSQL: the gallery stamp (every 5 s) and, after a change,
+    the whole gallery matrix; median ms of each on this small site."""
+    from facegate.storage.registry import open_registry
+
+    registry = open_registry(config.storage)
+    try:
+        sha = registry.active_model().sha256  # type: ignore[union-attr]
+        stamp, matrix = [], []
+        for _ in range(50):
+            t0 = time.perf_counter()
+            registry.gallery_stamp(sha)
+            t1 = time.perf_counter()
+            registry.gallery_matrix(sha)
+            stamp.append((t1 - t0) * 1e3)
+            matrix.append((time.perf_counter() - t1) * 1e3)
+    finally:
+        registry.close()
+    return {
+        "stamp_query_ms": round(statistics.median(stamp), 2),
+        "matrix_query_ms": round(statistics.median(matrix), 2),
+    }
 
 
 def enroll_one(config: FacegateConfig, name: str, files: list[Path]) -> None:
@@ -491,7 +516,9 @@ def print_tables(r: dict) -> None:
         t = r["two_doors"]
         print(
             f"\ntwo doors on one PostgreSQL registry: enrollment {t.get('enroll_s')} s, "
-            f"commit -> first grant {t.get('commit_to_grant_s')} (poll every {t.get('poll_s')} s)"
+            f"commit -> first grant {t.get('commit_to_grant_s')} (poll every {t.get('poll_s')} s); "
+            f"stamp query {t.get('stamp_query_ms')} ms, gallery matrix query "
+            f"{t.get('matrix_query_ms')} ms (10 embeddings)"
         )
     print(
         f"\nload average before/after: {r['machine']['load_before']} / {r['machine']['load_after']}"
