@@ -2,18 +2,23 @@
 
 ``run_job(name, context)`` records the run with ``Registry.start_job``/``finish_job`` (so
 ``facegate jobs list`` shows it and the last-run state survives a restart), refuses to start a
-job whose previous run is still going (another process, e.g. ``facegate jobs run``), and turns
+job whose previous run is still going (another process, e.g. ``facegate jobs run``: it holds
+the job's OS lock), records a run whose process died as failed (interrupted), and turns
 any failure into a ``failed`` record, a log line and a health event; jobs compute first and
 write last, so a failure leaves galleries and models as they were.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facegate.config import FacegateConfig
@@ -184,17 +189,47 @@ def _still_running(registry: Registry, name: str, config: FacegateConfig) -> Job
     return runs[0] if datetime.now(UTC) - started < stale else None
 
 
+@contextmanager
+def job_lock(data_dir: Path, name: str) -> Iterator[bool]:
+    """Hold the OS lock of job ``name`` (a file under ``data_dir/locks``) while the block runs;
+    yields False when another process or thread holds it. The kernel releases it when its
+    process dies, so a run recorded as running whose lock is free died with its process."""
+    folder = Path(data_dir) / "locks"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # also releases the lock
+
+
 def run_job(name: str, context: JobContext) -> JobRun:
     """Run one job now and record it; never raises for a failing job (see module doc)."""
     if name not in JOBS:
         raise ValueError(f"unknown job {name!r}; jobs: {', '.join(JOB_NAMES)}")
+    with job_lock(context.registry.data_dir, name) as mine:
+        return _run_locked(name, context, mine)
+
+
+def _run_locked(name: str, context: JobContext, mine: bool) -> JobRun:
     registry = context.registry
     busy = _still_running(registry, name, context.config)
-    if busy is not None:
+    if not mine:
         run = registry.start_job(name)
-        message = f"run {busy.id} started {busy.started_at:%Y-%m-%d %H:%M:%S} is still going"
+        message = "another process is running it"
+        if busy is not None:
+            message = f"run {busy.id} started {busy.started_at:%Y-%m-%d %H:%M:%S} is still going"
         logger.info("job %s skipped: %s", name, message)
         return registry.finish_job(run.id, "skipped", message)
+    if busy is not None:
+        # Recorded as running, yet nobody holds its lock: its process died (killed, power cut).
+        logger.warning("job %s run %d was interrupted; running it again", name, busy.id)
+        registry.finish_job(busy.id, "failed", "interrupted: its process ended before finishing")
     run = registry.start_job(name)
     logger.info("job %s started (run %d)", name, run.id)
     try:

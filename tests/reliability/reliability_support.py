@@ -112,3 +112,22 @@ def drain(watcher, topic: str, settle_s: float = 0.5) -> list[bytes]:
     got = [payload for t, payload, _ in watcher.pending if t == topic]
     watcher.pending[:] = [m for m in watcher.pending if m[0] != topic]
     return got
+
+
+def model_variant(exact_model_dir: Path, out: Path, bias_shift: float) -> Path:
+    """A working copy of the tiny model with a shifted head (its own sha256)."""
+    from facegate.model.bundle import load_model_dir, save_model_dir
+
+    base = load_model_dir(exact_model_dir)
+    layer = base.siamese.get_layer("classifier")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel, bias + bias_shift])
+    save_model_dir(
+        base.siamese,
+        out,
+        name=out.name,
+        arch="compact",
+        template=base.manifest.template,
+        thresholds=base.manifest.thresholds,
+    )
+    return out

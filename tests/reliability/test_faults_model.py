@@ -9,31 +9,12 @@ from pathlib import Path
 
 from daemon_site import person, start_daemon, with_sections
 from mqtt_support import Listener
-from reliability_support import wait_until
+from reliability_support import model_variant, wait_until
 
 from facegate.config import FacegateConfig
 from facegate.daemon.topics import DoorTopics
 
 TOPICS = DoorTopics("facegate", "front_door")
-
-
-def _variant(exact_model_dir: Path, out: Path, bias_shift: float) -> Path:
-    """A working copy of the tiny model with a shifted head (its own sha256)."""
-    from facegate.model.bundle import load_model_dir, save_model_dir
-
-    base = load_model_dir(exact_model_dir)
-    layer = base.siamese.get_layer("classifier")
-    kernel, bias = layer.get_weights()
-    layer.set_weights([kernel, bias + bias_shift])
-    save_model_dir(
-        base.siamese,
-        out,
-        name=out.name,
-        arch="compact",
-        template=base.manifest.template,
-        thresholds=base.manifest.thresholds,
-    )
-    return out
 
 
 def _truncate(path: Path) -> None:
@@ -71,7 +52,7 @@ def test_tampered_models_are_refused_and_the_old_one_serves(
         for i, tamper in enumerate((_truncate, _alter)):
             # Another process promotes a good model, then its file is damaged before the
             # daemon loads it.
-            candidate = _variant(exact_model_dir, tmp_path / f"v{i}", 0.25 * (i + 1))
+            candidate = model_variant(exact_model_dir, tmp_path / f"v{i}", 0.25 * (i + 1))
             promote(registry, load_model_dir(candidate), why="test")
             tamper(candidate / "model.keras")
             while True:
@@ -83,7 +64,7 @@ def test_tampered_models_are_refused_and_the_old_one_serves(
             event = json.loads(watcher.wait_for(TOPICS.access, timeout=20)[1])
             assert (event["event_type"], event["user"]) == ("granted", "Ada"), tamper.__name__
         # A sound model is followed (the watch works): the refusals were not for nothing.
-        good = _variant(exact_model_dir, tmp_path / "good", 0.5)
+        good = model_variant(exact_model_dir, tmp_path / "good", 0.5)
         good_sha = promote(registry, load_model_dir(good), why="test").sha256
         wait_until(
             lambda: any(good_sha[:12] in r.getMessage() for r in caplog.records),

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scheduler_support import Site
 
-from facegate.scheduler.jobs import JobContext, follow_active_model, run_job
+from facegate.scheduler.jobs import JobContext, follow_active_model, job_lock, run_job
 from facegate.scheduler.promote import promote
 
 
@@ -56,7 +56,8 @@ def test_failing_job_records_reports_and_leaves_everything(
 
 def test_a_job_still_running_elsewhere_is_skipped(site: Site) -> None:
     other = site.registry.start_job("retention")  # e.g. ``facegate jobs run`` in a shell
-    run = run_job("retention", _context(site, site.model, []))
+    with job_lock(site.registry.data_dir, "retention"):  # ... which holds the job's lock
+        run = run_job("retention", _context(site, site.model, []))
     assert run.outcome == "skipped"
     assert f"run {other.id}" in run.message
     site.registry.finish_job(other.id, "ok")
@@ -75,3 +76,11 @@ def test_follow_active_model_reloads_after_a_cli_switch(site: Site, models: dict
     promote(site.registry, models["other"], "switched from the CLI")
     assert follow_active_model(context) is True
     assert reloads == [1]
+
+
+def test_a_run_whose_process_died_is_recorded_failed_and_run_again(site: Site) -> None:
+    dead = site.registry.start_job("retention")  # its process was killed: no lock held
+    run = run_job("retention", _context(site, site.model, []))
+    assert run.outcome == "ok"
+    runs = {r.id: r for r in site.registry.job_runs("retention")}
+    assert runs[dead.id].outcome == "failed" and "interrupted" in runs[dead.id].message
