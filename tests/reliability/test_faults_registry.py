@@ -163,3 +163,39 @@ def test_read_only_registry_refuses_to_start_and_stays_intact(
     assert "Traceback" not in proc.stderr
     assert integrity(db) == "ok"
     assert {name: table_rows(db, name) for name in before} == before
+
+
+def test_a_policy_that_cannot_be_read_denies(
+    site: FacegateConfig, mqtt_broker, lfw_images: Path
+) -> None:
+    """With the users table out of reach (renamed by another writer, as a half-applied
+    migration would), the enrolled face is recognised but the grant is refused: deny on doubt."""
+    ada = person(lfw_images, "Colin_Powell", 1)[0].read_bytes()
+    config = with_sections(site, decision={"grant_cooldown_s": 0}, lockout={"enabled": False})
+    db = config.storage.data_dir / "registry.db"
+    watcher = Listener(mqtt_broker, [TOPICS.access])
+    daemon, thread = start_daemon(config)
+    try:
+        with sqlite3.connect(db) as other:
+            other.execute("ALTER TABLE users RENAME TO users_away")
+        watcher.publish(TOPICS.image, ada)
+        refused = _events(watcher, 1)[0]
+        with sqlite3.connect(db) as other:
+            other.execute("ALTER TABLE users_away RENAME TO users")
+        watcher.publish(TOPICS.image, ada)
+        granted = _events(watcher, 1)[0]
+        counts = daemon.stats.snapshot()["counts"]
+    finally:
+        daemon.stop()
+        thread.join(30)
+        watcher.close()
+    assert (refused["event_type"], refused["reason"]) == ("denied", "error")
+    with sqlite3.connect(db) as conn:
+        logged = conn.execute(
+            "SELECT decision, reason, candidate FROM access_log WHERE decision_id = ?",
+            (refused["decision_id"],),
+        ).fetchall()
+    assert logged == [("denied", "error", "Ada")]  # recognised, yet refused
+    assert counts["policy_unavailable"] == 1
+    assert (granted["event_type"], granted["user"]) == ("granted", "Ada")
+    assert integrity(db) == "ok"
