@@ -79,7 +79,9 @@ class ModelConfig(StrictModel):
 
     # A model directory; empty means the model shipped in the package.
     path: Path | None = None
-    # auto: TensorFlow when installed, else LiteRT (a facegate[edge] install has no TensorFlow).
+    # auto: LiteRT when the model directory has a .tflite export (as accurate for the packaged
+    # model, faster, a fraction of the memory), else TensorFlow. Gallery embeddings are stored
+    # per runtime's embedding space, so switching runtime re-embeds instead of mixing.
     runtime: Literal["auto", "tensorflow", "litert"] = "auto"
     # Overrides of the manifest's calibrated thresholds; None keeps the manifest's.
     detection_threshold: float | None = Field(default=None, gt=0, lt=1)

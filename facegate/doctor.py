@@ -341,13 +341,13 @@ def load_model_checked(
             None,
         )
     role = "active model" if active is not None else "configured model"
-    detail = f"{model.manifest.name} ({model.manifest.arch}) sha256 {sha[:12]}, {role}, {where}"
+    detail = f"{model.manifest.name} ({model.manifest.arch}) sha256 {model.label}, {role}, {where}"
     return _result("model", "ok", detail), model
 
 
 def check_galleries(registry: Registry, model: LoadedModel) -> CheckResult:
-    """Every gallery image has an embedding by the model the daemon serves."""
-    sha = model.manifest.sha256
+    """Every gallery image has an embedding by the model the daemon serves (on its runtime)."""
+    sha = model.space
     users = registry.list_users(active_only=True)
     if not users:
         return _result(
@@ -361,7 +361,7 @@ def check_galleries(registry: Registry, model: LoadedModel) -> CheckResult:
         return _result(
             "galleries",
             "warn",
-            f"{len(missing)} gallery images have no embedding by model {sha[:12]}",
+            f"{len(missing)} gallery images have no embedding by model {model.label}",
             "restart facegate (it embeds missing gallery images at start)",
         )
     legacy = [image for image in registry.all_gallery_images() if image.legacy]
@@ -377,7 +377,7 @@ def check_galleries(registry: Registry, model: LoadedModel) -> CheckResult:
         )
     images = sum(user.image_count for user in users)
     return _result(
-        "galleries", "ok", f"{len(users)} active users, {images} images embedded by {sha[:12]}"
+        "galleries", "ok", f"{len(users)} active users, {images} images embedded by {model.label}"
     )
 
 

@@ -88,9 +88,8 @@ def model_info(
         require_tensorflow("model info --arch")
         info = _describe(get_architecture(arch).build_siamese(), arch)
         return {**info, "sha256": None}
-    from facegate.model.bundle import load_model_dir, resolve_runtime
+    from facegate.model.bundle import load_model_dir
 
-    runtime = resolve_runtime(runtime)
     loaded = load_model_dir(model_dir, runtime)
     manifest = loaded.manifest
     if loaded.siamese is not None:
@@ -110,7 +109,7 @@ def model_info(
         "sha256": manifest.sha256,
         "name": manifest.name,
         "path": str(loaded.path),
-        "runtime": runtime,
+        "runtime": loaded.runtime,
         "tflite": {q: e["file"] for q, e in sorted((manifest.tflite or {}).items())},
         "thresholds": {
             "detection": manifest.thresholds.detection,

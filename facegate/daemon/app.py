@@ -58,7 +58,7 @@ def refresh_gallery(registry: Registry, verifier: Verifier) -> int:
     """
     model = verifier.model
     done = embed_missing(registry, model, OnUnreadable.SKIP)
-    verifier.load_gallery(registry.gallery_matrix(model.manifest.sha256))
+    verifier.load_gallery(registry.gallery_matrix(model.space))
     return len(done.vectors)
 
 
@@ -78,7 +78,7 @@ def follow_registry(registry: Registry, config: FacegateConfig, verifier: Verifi
             FacePipeline(config.face, model.manifest.align_spec),
             model,
             effective_thresholds(config, model.manifest.thresholds),
-            registry.gallery_matrix(model.manifest.sha256),
+            registry.gallery_matrix(model.space),
         )
     refresh_gallery(registry, verifier)
 
@@ -227,7 +227,7 @@ class FacegateDaemon:
     @staticmethod
     def _gallery_stamp(registry: Registry, verifier: Verifier) -> tuple | None:
         try:
-            return registry.gallery_stamp(verifier.model.manifest.sha256)
+            return registry.gallery_stamp(verifier.model.space)
         except StorageError as err:
             logger.warning("cannot check the registry for changes: %s", err)
             return None

@@ -86,7 +86,7 @@ class _Serving:
 def _empty_index(model: LoadedModel) -> MatchIndex:
     return MatchIndex.from_gallery(
         GalleryMatrix(
-            model_sha256=model.manifest.sha256,
+            model_sha256=model.space,
             vectors=np.zeros((0, model.manifest.embedding_dim), np.float32),
             user_ids=np.zeros((0,), np.int64),
             image_ids=np.zeros((0,), np.int64),
@@ -149,17 +149,17 @@ class Verifier:
         gallery: GalleryMatrix,
     ) -> None:
         """Switch to ``model`` and its own ``gallery`` in one step."""
-        if gallery.model_sha256 != model.manifest.sha256:
+        if gallery.model_sha256 != model.space:
             raise ValueError(
-                f"gallery of model {gallery.model_sha256[:12]} does not match the model "
-                f"{model.manifest.sha256[:12]}"
+                f"gallery of embedding space {gallery.model_sha256[:12]} does not match the "
+                f"model {model.label}"
             )
         index = MatchIndex.from_gallery(gallery)
         # One reference assignment: readers see the old state or the new one, never a mix.
         self._state = _Serving(pipeline, model, thresholds, index, dict(gallery.users))
         logger.info(
             "serving model %s: %d users, %d embeddings",
-            model.manifest.sha256[:12],
+            model.label,
             len(index.user_ids),
             index.size,
         )

@@ -127,7 +127,7 @@ def embed_gallery(
             "%d gallery images are legacy crops aligned for the model that enrolled them, only "
             "resized for model %s; re-enroll their users to store re-alignable images",
             len(legacy),
-            model.manifest.sha256[:12],
+            model.label,
         )
     return GalleryEmbedding(vectors, checks, tuple(unreadable), legacy)
 
@@ -141,7 +141,7 @@ def embed_missing(
     StorageError when they keep arriving faster, or, under ``OnUnreadable.FAIL``, when a
     file cannot be read (the images embedded before stay stored).
     """
-    sha = model.manifest.sha256
+    sha = model.space
     vectors: dict[int, np.ndarray] = {}
     unreadable: set[int] = set()
     legacy: list[int] = []
@@ -158,5 +158,5 @@ def embed_missing(
         if any(i.id not in unreadable for i in registry.images_without_embedding(sha)):
             raise StorageError("gallery images keep arriving faster than they can be embedded")
     if vectors:
-        logger.info("embedded %d gallery images with model %s", len(vectors), sha[:12])
+        logger.info("embedded %d gallery images with model %s", len(vectors), model.label)
     return GalleryEmbedding(vectors, {}, tuple(sorted(unreadable)), tuple(legacy))

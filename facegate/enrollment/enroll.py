@@ -267,7 +267,7 @@ def find_lookalikes(
     """
     if not len(embeddings):
         return []
-    matrix = registry.gallery_matrix(model.manifest.sha256, active_only=False)
+    matrix = registry.gallery_matrix(model.space, active_only=False)
     found = []
     for user_id, user in matrix.users.items():
         if user_id == exclude_user_id:
@@ -328,7 +328,7 @@ def enroll_faces(
         raise EnrollmentError(f"invalid name: {err}") from err
     if registry.find_user(clean) is not None:
         raise EnrollmentError(f"a user named {clean!r} already exists; use 'gallery add'")
-    sha = model.manifest.sha256
+    sha = model.space
     prepared = _prepare(model, candidates, config)
     embeddings = np.stack([i.embedding for i in prepared.images]) if prepared.images else None
     lookalikes = (
@@ -338,7 +338,7 @@ def enroll_faces(
     )
     report = EnrollmentReport(
         name=clean,
-        model_sha256=sha,
+        model_sha256=model.manifest.sha256,
         accepted=tuple(prepared.sources),
         rejected=tuple(rejected),
         duplicates=tuple(prepared.duplicates),
@@ -402,7 +402,7 @@ def add_faces(
 ) -> EnrollmentReport:
     """Add crops to an existing user's gallery (deduplicated against it, capped); one commit."""
     user = registry.get_user(name)
-    sha = model.manifest.sha256
+    sha = model.space
     gallery = registry.gallery(user.name)
     stored = registry.get_embeddings(sha, [img.id for img in gallery])
     existing = np.stack(list(stored.values())) if stored else None
@@ -418,7 +418,7 @@ def add_faces(
         )
     report = EnrollmentReport(
         name=user.name,
-        model_sha256=sha,
+        model_sha256=model.manifest.sha256,
         accepted=tuple(prepared.sources),
         rejected=tuple(rejected),
         duplicates=tuple(prepared.duplicates),

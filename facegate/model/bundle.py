@@ -60,6 +60,22 @@ class LoadedModel:
     siamese: Any
     head: SiameseHead
     embedder: Embedder
+    runtime: str = "tensorflow"
+    quantization: str | None = None
+    tflite_sha256: str | None = None
+
+    @property
+    def space(self) -> str:
+        """Embedding space (64 hex): manifest sha256 on TensorFlow, loaded .tflite's on LiteRT."""
+        return self.tflite_sha256 or self.manifest.sha256
+
+    @property
+    def label(self) -> str:
+        """Name for logs: ``<sha12>`` or ``<sha12> (litert int8 <tflite sha12>)``."""
+        sha = self.manifest.sha256[:12]
+        if self.tflite_sha256 is None:
+            return sha
+        return f"{sha} (litert {self.quantization} {self.tflite_sha256[:12]})"
 
     @property
     def input_size(self) -> int:
@@ -222,11 +238,13 @@ RUNTIMES = ("auto", "tensorflow", "litert")
 EDGE_EXTRA = "facegate[edge]"
 
 
-def resolve_runtime(runtime: str) -> str:
-    """``tensorflow`` or ``litert`` for a configured runtime, checked to be installed.
+def resolve_runtime(runtime: str, manifest: Manifest) -> str:
+    """``tensorflow`` or ``litert`` for a configured runtime and model, checked to be installed.
 
-    ``auto`` is TensorFlow when it is installed (the model as trained, bit for bit) and LiteRT
-    otherwise (a ``facegate[edge]`` install); an explicit runtime that is not installed is a
+    ``auto`` is LiteRT when the model directory carries a LiteRT export (``manifest.tflite``)
+    and ai-edge-litert is installed: for the packaged model it is as accurate, several times
+    faster per face and starts in a fraction of the time and memory. Otherwise TensorFlow when
+    installed, else a one-line ModelError. An explicit runtime that is not installed is a
     one-line ModelError naming the extra to install.
     """
     from facegate.model.tf_runtime import require_tensorflow, tensorflow_available
@@ -234,10 +252,18 @@ def resolve_runtime(runtime: str) -> str:
     if runtime not in RUNTIMES:
         raise ModelError(f"unknown runtime {runtime!r} (use {', '.join(RUNTIMES)})")
     if runtime == "auto":
-        return "tensorflow" if tensorflow_available() else "litert"
+        if manifest.tflite and _litert_available():
+            return "litert"
+        if tensorflow_available():
+            return "tensorflow"
+        raise ModelError(
+            f"model {manifest.name} has no LiteRT export and TensorFlow is not installed: "
+            "export it where TensorFlow is installed (facegate model export --format tflite) "
+            "or install TensorFlow"
+        )
     if runtime == "tensorflow":
         require_tensorflow('model.runtime = "tensorflow"')
-    elif importlib.util.find_spec("ai_edge_litert") is None:
+    elif not _litert_available():
         raise ModelError(
             f'model.runtime = "litert" needs ai-edge-litert, which is not installed: '
             f"pip install '{EDGE_EXTRA}'"
@@ -245,12 +271,16 @@ def resolve_runtime(runtime: str) -> str:
     return runtime
 
 
+def _litert_available() -> bool:
+    return importlib.util.find_spec("ai_edge_litert") is not None
+
+
 def load_model_dir(path: Path | None = None, runtime: str = "tensorflow") -> LoadedModel:
     """Verify and load a model directory (None: the packaged default) for ``runtime``
     (``auto``, ``tensorflow`` or ``litert``, see ``resolve_runtime``)."""
-    runtime = resolve_runtime(runtime)
     model_dir = resolve_model_dir(path)
     manifest = Manifest.read(model_dir)
+    runtime = resolve_runtime(runtime, manifest)
     if runtime == "litert":
         return _load_litert(Path(model_dir), manifest)
     weights = verify_weights(model_dir, manifest)
@@ -336,6 +366,9 @@ def _load_litert(model_dir: Path, manifest: Manifest) -> LoadedModel:
         siamese=None,
         head=SiameseHead(kernel=kernel, bias=bias),
         embedder=embedder,
+        runtime="litert",
+        quantization=quantization,
+        tflite_sha256=digest,
     )
 
 

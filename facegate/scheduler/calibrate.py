@@ -119,7 +119,7 @@ def calibrate_matrix(
 
 def calibrate(registry: Registry, model: LoadedModel, config: FacegateConfig) -> CalibrationReport:
     """Calibrate the active users' galleries as embedded by ``model``; warn on close users."""
-    matrix = registry.gallery_matrix(model.manifest.sha256)
+    matrix = registry.gallery_matrix(model.space)
     report = calibrate_matrix(
         matrix,
         model.head,

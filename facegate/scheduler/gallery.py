@@ -174,7 +174,7 @@ def _capture_candidates(
     ]
     if not records:
         return {}
-    sha = model.manifest.sha256
+    sha = model.space
     pipeline = pipeline_factory()
     found: dict[str, list[NewGalleryImage]] = {}
     for record in records:
@@ -221,7 +221,7 @@ def add_captures(
     added: list[int] = []
     for name, images in found.items():
         # Near-duplicates of existing images are removed by the refresh right after.
-        added.extend(i.id for i in registry.add_gallery_images(name, images, model.manifest.sha256))
+        added.extend(i.id for i in registry.add_gallery_images(name, images, model.space))
     if added:
         logger.info("self-update added %d captures to consenting users' galleries", len(added))
     return added
@@ -239,7 +239,7 @@ def refresh_galleries(
     ``pipeline_factory`` builds a face pipeline for the self-update (only called when
     ``scheduler.gallery_self_update`` is on and a capture qualifies).
     """
-    sha = model.manifest.sha256
+    sha = model.space
     added: list[int] = []
     if config.scheduler.gallery_self_update and pipeline_factory is not None:
         added = add_captures(registry, model, config, pipeline_factory, now)
@@ -274,7 +274,7 @@ def refresh_galleries(
             logger.warning("%s", warning)
             warnings.append(warning)
     report = RefreshReport(
-        model_sha256=sha,
+        model_sha256=model.manifest.sha256,
         re_embedded=len(vectors),
         duplicates=tuple(i for p in plans.values() for i in p.drop_duplicate),
         poor_quality=tuple(i for p in plans.values() for i in p.drop_quality),

@@ -57,23 +57,25 @@ def promote(
     active = registry.active_model()
     if active is not None and active.sha256 == sha:
         return active
-    # A model that was active before keeps its stored embeddings whatever happens here.
-    fresh = not registry.get_embeddings(sha)
+    # Embeddings are keyed by the space the candidate's runtime produces (see
+    # LoadedModel.space); a space that was served before keeps them whatever happens here.
+    space = candidate.space
+    fresh = not registry.get_embeddings(space)
     try:
         # Every image, each re-derived for the candidate's crop size and template; a file
         # that cannot be read fails the promotion rather than switch to a partial gallery.
         images = registry.all_gallery_images()
-        registry.put_embeddings(sha, embed_gallery(registry, candidate, images).vectors)
+        registry.put_embeddings(space, embed_gallery(registry, candidate, images).vectors)
         embed_missing(registry, candidate, OnUnreadable.FAIL)
         version = registry.activate_model(sha, why=why)
     except BaseException:
         if fresh:
             try:
-                registry.delete_embeddings(sha)
+                registry.delete_embeddings(space)
             except StorageError as err:
                 logger.warning("could not drop the failed candidate's embeddings: %s", err)
         raise
-    logger.info("promoted model %s: %s", sha[:12], why)
+    logger.info("promoted model %s: %s", candidate.label, why)
     return version
 
 

@@ -120,7 +120,7 @@ def fine_tune(job: dict[str, Any]) -> dict[str, Any]:
     base = load_model_dir(Path(job["base_model"]))
     # Old and new are judged on the runtime the door serves them with (a LiteRT export is
     # quantized: its scores differ a little from the Keras model's).
-    runtime = resolve_runtime(config.model.runtime)
+    runtime = resolve_runtime(config.model.runtime, base.manifest)
     with np.load(job["site"]) as data:
         split = SiteSplit(
             data["train_crops"], data["train_labels"], data["held_crops"], data["held_labels"]

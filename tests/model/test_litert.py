@@ -165,19 +165,46 @@ _NO_TF = (
 )
 
 
-def test_auto_runtime_is_tensorflow_where_installed() -> None:
-    assert resolve_runtime("auto") == "tensorflow"
-    assert resolve_runtime("litert") == "litert"
+def test_auto_runtime_prefers_a_litert_export(exported_dir: Path, tiny_model_dir: Path) -> None:
+    with_export, without = Manifest.read(exported_dir), Manifest.read(tiny_model_dir)
+    assert resolve_runtime("auto", with_export) == "litert"
+    assert resolve_runtime("auto", without) == "tensorflow"
+    assert resolve_runtime("litert", without) == "litert"  # explicit: checked at load
+    assert resolve_runtime("tensorflow", with_export) == "tensorflow"
+    assert load_model_dir(exported_dir, "auto").runtime == "litert"
+    assert load_model_dir(tiny_model_dir, "auto").runtime == "tensorflow"
 
 
-def test_auto_runtime_without_tensorflow_is_litert(exported_dir: Path) -> None:
+def test_embedding_space_names_the_file_the_runtime_loaded(
+    exported_dir: Path, tiny_model_dir: Path
+) -> None:
+    manifest = Manifest.read(exported_dir)
+    on_tf = load_model_dir(exported_dir, "tensorflow")
+    on_litert = load_model_dir(exported_dir, "litert")
+    assert on_tf.space == manifest.sha256 == load_model_dir(tiny_model_dir).space
+    assert on_litert.space == manifest.tflite["float16"]["sha256"] != on_tf.space
+    assert len(on_litert.space) == 64 and on_litert.manifest.sha256 == manifest.sha256
+    assert on_litert.label == f"{manifest.sha256[:12]} (litert float16 {on_litert.space[:12]})"
+
+
+def test_auto_runtime_without_tensorflow_is_litert(
+    exported_dir: Path, tiny_model_dir: Path
+) -> None:
     code = _NO_TF + (
-        "from facegate.model.bundle import load_model_dir, resolve_runtime\n"
-        "assert resolve_runtime('auto') == 'litert'\n"
+        "from facegate.errors import ModelError\n"
+        "from facegate.model.bundle import load_model_dir\n"
         f"m = load_model_dir({str(exported_dir)!r}, runtime='auto')\n"
         "assert m.siamese is None and 'tensorflow' not in sys.modules\n"
+        "try:\n"
+        f"    load_model_dir({str(tiny_model_dir)!r}, runtime='auto')\n"
+        "except ModelError as err:\n"
+        "    print(err)\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert done.stdout.strip().splitlines() == [
+        "model tiny has no LiteRT export and TensorFlow is not installed: export it where "
+        "TensorFlow is installed (facegate model export --format tflite) or install TensorFlow"
+    ]
 
 
 def test_missing_tensorflow_is_one_line_naming_the_extra(tiny_model_dir: Path) -> None:
