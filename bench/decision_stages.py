@@ -203,7 +203,7 @@ def bench_scale(config: FacegateConfig, frames: list[Path], repeats: int) -> dic
     from facegate.face.image_io import load_image
 
     registry, served = serving_tools(config)
-    real = registry.gallery_matrix(served.model.manifest.sha256)
+    real = registry.gallery_matrix(served.model.space)
     registry.close()
     images = [load_image(p) for p in frames]
     rng = np.random.default_rng(8)
