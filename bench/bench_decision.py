@@ -159,7 +159,7 @@ def bench_daemon(
     try:
         time.sleep(3.0)  # start-up settles (first frames, retained states)
         out: dict[str, Any] = {
-            "runtime": config.get("model", {}).get("runtime", "tensorflow"),
+            "runtime": config.get("model", {}).get("runtime", "auto"),
             "ready_s": round(daemon.ready_s, 2),
             "online_s": round(daemon.online_s, 2),
             "rss_idle_mb": round(rss_mb(daemon.pid), 1),
@@ -603,7 +603,7 @@ def main() -> int:
                 step(f"idle [{rt}] over {idle_s:.0f} s ...")
                 results["idle"][rt] = bench_idle(rt, data_dir, fast, args.lfw, work, idle_s)
             step("image triggers through mosquitto as installed ...")
-            plain = site_config(work / "data-tensorflow", broker)
+            plain = site_config(work / "data-tensorflow", broker, model={"runtime": "tensorflow"})
             results["default_broker"] = bench_daemon(
                 "default-broker", plain, broker, work, labelled, decisions
             )
