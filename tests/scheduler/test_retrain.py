@@ -270,7 +270,7 @@ def test_litert_site_serves_the_exported_candidate(
     site = litert_site
     config = _retrain_config(site, lfw_root)
     verifier = Verifier(site.pipeline, site.model, site.model.manifest.thresholds, margin=0.02)
-    verifier.load_gallery(site.registry.gallery_matrix(site.model.manifest.sha256))
+    verifier.load_gallery(site.registry.gallery_matrix(site.model.space))
     context = JobContext(registry=site.registry, config=config, model=lambda: verifier.model)
     run = run_job("retrain", context)
     assert run.outcome == "ok", run.message
@@ -283,17 +283,20 @@ def test_litert_site_serves_the_exported_candidate(
     assert (Path(candidate.path) / entry["file"]).is_file()
     if not candidate.active:  # rejected on its numbers: promote it by hand, as an admin can
         activate(site.registry, candidate.sha256, "test: serve the candidate", "litert")
-    # The galleries were embedded by the LiteRT candidate, and the daemon switches to it.
-    assert len(site.registry.gallery_matrix(candidate.sha256).vectors) == 15
+    # The galleries were embedded by the LiteRT candidate (in the space of its .tflite file,
+    # not of its Keras weights), and the daemon switches to it.
+    space = entry["sha256"]
+    assert len(site.registry.gallery_matrix(space).vectors) == 15
+    assert len(site.registry.gallery_matrix(candidate.sha256).vectors) == 0
     follow_registry(site.registry, config, verifier)
     assert verifier.model.manifest.sha256 == candidate.sha256
-    assert verifier.model.siamese is None
+    assert verifier.model.siamese is None and verifier.model.space == space
     assert isinstance(verifier.model.embedder, LiteRTEmbedder)
     # The stored galleries are the serving LiteRT tower's embeddings of the gallery crops (a
     # Keras-embedded gallery would differ by the int8 rounding).
     from facegate.enrollment.embedding import read_model_crop
 
-    matrix = site.registry.gallery_matrix(candidate.sha256)
+    matrix = site.registry.gallery_matrix(space)
     images = {image.id: image for image in site.registry.all_gallery_images()}
     spec = verifier.model.manifest.align_spec
     crops = np.stack(
