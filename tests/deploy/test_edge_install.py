@@ -107,7 +107,7 @@ def test_model_info_and_verify_on_litert(edge_venv: Path, tmp_path: Path, lfw_im
     info = json.loads(
         _facegate(edge_venv, "--config", str(config), "model", "info", "--json").stdout
     )
-    assert info["runtime"] == "litert"  # auto, without TensorFlow
+    assert info["runtime"] == "litert"  # auto: the packaged model has a LiteRT export
     assert "int8" in info["tflite"] and info["params"] is None
     litert = _write_config(tmp_path / "litert.toml", tmp_path / "data", runtime="litert")
     colin = sorted((lfw_images / "Colin_Powell").glob("*.jpg"))
