@@ -110,6 +110,8 @@ def model_info(
         "name": manifest.name,
         "path": str(loaded.path),
         "runtime": loaded.runtime,
+        # The key gallery embeddings are stored under on this runtime (LoadedModel.space).
+        "embedding_space": loaded.space,
         "tflite": {q: e["file"] for q, e in sorted((manifest.tflite or {}).items())},
         "thresholds": {
             "detection": manifest.thresholds.detection,

@@ -67,9 +67,21 @@ def test_info_of_a_model_dir(model_dir: Path, capsys: pytest.CaptureFixture[str]
     # Conv 3*3*3*4+4 = 112, Dense 4*8+8 = 40; head 8+1.
     assert info["embedding_params"] == 152
     assert info["params"] == 161
-    assert info["sha256"] == sha256_file(weights)
+    assert info["sha256"] == info["embedding_space"] == sha256_file(weights)
+    assert info["runtime"] == "tensorflow"  # auto: no LiteRT export
     assert info["size_bytes"] == weights.stat().st_size
     assert info["thresholds"] == {"detection": 0.62, "verification": 0.7, "pair": 0.62}
+
+
+def test_default_model_runs_on_litert_under_auto(capsys: pytest.CaptureFixture[str]) -> None:
+    from facegate.model.bundle import DEFAULT_MODEL_DIR
+    from facegate.model.manifest import Manifest
+
+    info = _json(capsys, ["model", "info", "--json"])
+    export = Manifest.read(DEFAULT_MODEL_DIR).tflite["int8"]
+    assert (info["runtime"], info["params"]) == ("litert", None)
+    # Its galleries are stored under the int8 file's hash, apart from TensorFlow's.
+    assert info["embedding_space"] == export["sha256"] != info["sha256"]
 
 
 def test_text_output(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
