@@ -239,13 +239,18 @@ class FaceDetector:
         return [(0, round(s), side) for s in starts]
 
     def detect(
-        self, rgb: np.ndarray, tiled: bool = False, min_score: float | None = None
+        self,
+        rgb: np.ndarray,
+        tiled: bool = False,
+        min_score: float | None = None,
+        tiles_only_if_empty: bool = False,
     ) -> list[Detection]:
         """Faces in an (H, W, 3) uint8 RGB frame, highest score first, in frame pixels.
 
         ``tiled``: also run the model on square tiles of a wide frame (see ``tiles``), for
         small faces in big frames, at 2-3x the cost; all candidates share one NMS.
-        ``min_score`` overrides the detector's own for this call.
+        ``tiles_only_if_empty``: skip the tiles when the whole frame already shows a face (the
+        tiles would only add smaller ones). ``min_score`` overrides the detector's own.
         """
         rgb = as_rgb(rgb)
         height, width = rgb.shape[:2]
@@ -253,7 +258,7 @@ class FaceDetector:
             return []
         floor = self.min_score if min_score is None else float(min_score)
         parts = [self._candidates(rgb, floor)]
-        if tiled:
+        if tiled and not (tiles_only_if_empty and parts[0][2].size):
             for x0, y0, side in self.tiles(height, width):
                 tile = rgb[y0 : y0 + side, x0 : x0 + side]
                 parts.append(self._candidates(tile, floor, x0, y0))

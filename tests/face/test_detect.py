@@ -191,3 +191,18 @@ def test_tiling_finds_a_small_face_in_a_full_hd_frame(detector: FaceDetector, fa
 def test_tiling_merges_duplicates(detector: FaceDetector, face) -> None:
     frame = paste(background(480, 640, seed=2), face, 200, 100, 250)  # inside both tiles
     assert len(detector.detect(frame, tiled=True)) == 1
+
+
+def test_tiles_only_if_empty_skips_them_when_the_frame_shows_a_face(
+    detector: FaceDetector, faces
+) -> None:
+    """A big face found whole makes the tiles (and the small face only they see) unneeded."""
+    frame = paste(background(1080, 1920, seed=3), faces[0], 1500, 700, 200)  # small: tiles only
+    frame = paste(frame, faces[1], 200, 200, 700)  # big: the whole frame sees it
+    everything = detector.detect(frame, tiled=True)
+    assert len(everything) == 2
+    (whole,) = detector.detect(frame)
+    (skipped,) = detector.detect(frame, tiled=True, tiles_only_if_empty=True)
+    np.testing.assert_array_equal(skipped.landmarks, whole.landmarks)
+    small_only = paste(background(1080, 1920, seed=3), faces[0], 1500, 700, 200)
+    assert len(detector.detect(small_only, tiled=True, tiles_only_if_empty=True)) == 1
