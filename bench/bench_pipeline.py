@@ -155,6 +155,10 @@ def bench_candidate(
     gallery = gallery_matrix(candidate, pipeline, files)
     times: dict[str, list[Sample]] = {stage: [] for stage in (*STAGES, "total")}
 
+    def detect(rgb: np.ndarray) -> Any:
+        tiled = pipeline.config.tiled_detection
+        return pipeline.detector.detect(rgb, tiled=tiled, tiles_only_if_empty=True)
+
     def align(detection: Any) -> Any:
         if pipeline.refine:
             detection = pipeline.detector.refine(frame, detection)
@@ -164,14 +168,7 @@ def bench_candidate(
         wall, cpu = time.perf_counter(), time.process_time()
         # As FacePipeline.process does: whole frame (tiles only if it shows no face), then
         # refinement of the chosen face in "align".
-        detections = timed(
-            times["detect"],
-            pipeline.detector.detect,
-            frame,
-            pipeline.config.tiled_detection,
-            None,
-            True,
-        )
+        detections = timed(times["detect"], detect, frame)
         if not detections:
             raise SystemExit("no face detected in the benchmark frame")
         detection = max(detections, key=lambda d: d.width)

@@ -77,6 +77,29 @@ def site(tmp_path: Path, mqtt_broker, exact_model_dir: Path, lfw_images: Path) -
     return config
 
 
+def folder_site_config(
+    tmp_path: Path, broker, exact_model_dir: Path, lfw_images: Path, fps: float, **sections: dict
+) -> FacegateConfig:
+    """A config whose source replays a folder of three LFW faces (Colin Powell, then two
+    strangers), deciding every frame: one-frame bursts, no lockout; ``sections`` add keys."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, name in enumerate(["Colin_Powell", "George_W_Bush", "Tony_Blair"]):
+        (frames / f"{i}.jpg").write_bytes(person(lfw_images, name, 1)[0].read_bytes())
+    base = {
+        "storage": {"data_dir": str(tmp_path / "data")},
+        "model": {"path": str(exact_model_dir)},
+        "mqtt": {"host": broker.host, "port": broker.port},
+        "source": {"kind": "folder", "folder": str(frames), "fps": fps},
+        "motion": {"cooldown_s": 0, "min_area": 0.001},
+        "decision": {"burst_frames": 1},
+        "lockout": {"enabled": False},
+    }
+    for name, values in sections.items():
+        base[name] = {**base.get(name, {}), **values}
+    return parse_config(base)
+
+
 def start_daemon(config: FacegateConfig) -> tuple[FacegateDaemon, threading.Thread]:
     daemon = FacegateDaemon(config)
     thread = threading.Thread(target=daemon.run, daemon=True)

@@ -6,10 +6,10 @@ import json
 import time
 from pathlib import Path
 
-from daemon_site import person, start_daemon, with_sections
+from daemon_site import folder_site_config, person, start_daemon, with_sections
 from mqtt_support import Listener
 
-from facegate.config import FacegateConfig, parse_config
+from facegate.config import FacegateConfig
 from facegate.daemon.topics import DoorTopics
 
 TOPICS = DoorTopics("facegate", "front_door")
@@ -120,21 +120,7 @@ def test_broker_outage_loses_no_decision(
     """Decisions made while the broker is down reach a subscriber, in order, once it is back."""
     from facegate.storage.registry import open_registry
 
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    for i, name in enumerate(["Colin_Powell", "George_W_Bush", "Tony_Blair"]):
-        (frames / f"{i}.jpg").write_bytes(person(lfw_images, name, 1)[0].read_bytes())
-    config = parse_config(
-        {
-            "storage": {"data_dir": str(tmp_path / "data")},
-            "model": {"path": str(exact_model_dir)},
-            "mqtt": {"host": persistent_broker.host, "port": persistent_broker.port},
-            "source": {"kind": "folder", "folder": str(frames), "fps": 4},
-            "motion": {"cooldown_s": 0, "min_area": 0.001},
-            "decision": {"burst_frames": 1},
-            "lockout": {"enabled": False},
-        }
-    )
+    config = folder_site_config(tmp_path, persistent_broker, exact_model_dir, lfw_images, fps=4)
     watcher = Listener(persistent_broker, [TOPICS.access], client_id="outage-watcher")
     daemon, thread = start_daemon(config)
     received: list[str] = []

@@ -8,11 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from daemon_site import person, start_daemon
+from daemon_site import folder_site_config, person, start_daemon
 from mqtt_support import Listener
 from reliability_support import wait_until
 
-from facegate.config import parse_config
 from facegate.daemon.topics import DoorTopics
 
 TOPICS = DoorTopics("facegate", "front_door")
@@ -27,26 +26,16 @@ def test_a_minute_without_broker_loses_nothing(
     from facegate.enrollment.loading import load_tools
     from facegate.storage.registry import open_registry
 
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    for i, name in enumerate(["Colin_Powell", "George_W_Bush", "Tony_Blair"]):
-        (frames / f"{i}.jpg").write_bytes(person(lfw_images, name, 1)[0].read_bytes())
-    config = parse_config(
-        {
-            "storage": {"data_dir": str(tmp_path / "data")},
-            "model": {"path": str(exact_model_dir)},
-            # Reconnect attempts at most 2 s apart, so the test need not wait out a backoff.
-            "mqtt": {
-                "host": persistent_broker.host,
-                "port": persistent_broker.port,
-                "reconnect_max_s": 2,
-            },
-            "source": {"kind": "folder", "folder": str(frames), "fps": 1},
-            "motion": {"cooldown_s": 0, "min_area": 0.001},
-            "decision": {"burst_frames": 1, "grant_cooldown_s": 0},
-            "lockout": {"enabled": False},
-            "enrollment": {"duplicate_similarity": 0.99999},
-        }
+    # Reconnect attempts at most 2 s apart, so the test need not wait out a backoff.
+    config = folder_site_config(
+        tmp_path,
+        persistent_broker,
+        exact_model_dir,
+        lfw_images,
+        fps=1,
+        mqtt={"reconnect_max_s": 2},
+        decision={"grant_cooldown_s": 0},
+        enrollment={"duplicate_similarity": 0.99999},
     )
     registry = open_registry(config.storage)
     pipeline, model = load_tools(registry, config)
