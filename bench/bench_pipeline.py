@@ -5,7 +5,8 @@ Usage: python bench/bench_pipeline.py [--quick] [--arch NAME ...] [--model DIR .
 
 On a 640x480 frame with an LFW face pasted in, times each stage of facegate's verification for
 each architecture (untrained weights are fine for latency), the packaged default model under
-both runtimes (TensorFlow, and LiteRT with its int8 tower) and each model directory given:
+both runtimes (TensorFlow, and LiteRT with its int8 tower), full and as its fast variant (no
+mirror averaging), and each model directory given:
 detect (BlazeFace on the frame), align (landmark refinement, similarity warp, quality
 measures), embed (one crop through the tower) and compare (the numpy Siamese head against a
 cached 50-row gallery matrix). Then, in the same run, the seed's way of verifying with the
@@ -124,12 +125,16 @@ def from_architecture(name: str) -> tuple[Candidate, Any]:
     return Candidate(name, embedder, head, spec), siamese
 
 
-def from_model_dir(path: Path | None, runtime: str = "tensorflow") -> Candidate:
+def from_model_dir(
+    path: Path | None, runtime: str = "tensorflow", variant: str = "full"
+) -> Candidate:
     """A trained model directory (None: the packaged default), loaded and verified."""
     from facegate.model.bundle import load_model_dir
 
-    model = load_model_dir(path, runtime=runtime)
+    model = load_model_dir(path, runtime, variant)
     label = "default" if path is None else model.manifest.name
+    if variant != "full":
+        label = f"{label} {variant}"
     return Candidate(f"{label} {runtime}", model.embedder, model.head, model.manifest.align_spec)
 
 
@@ -355,11 +360,13 @@ def main(argv: list[str] | None = None) -> int:
             "params": int(siamese.count_params()),
             **bench_candidate(candidate, frame, gallery_files, repeats),
         }
-    runs: list[tuple[Path | None, str]] = [(path, "tensorflow") for path in args.model]
+    runs: list[tuple[Path | None, str, str]] = [(path, "tensorflow", "full") for path in args.model]
     if not args.no_default:
-        runs += [(None, "tensorflow"), (None, "litert")]
-    for path, runtime in runs:
-        candidate = from_model_dir(path, runtime)
+        runs += [
+            (None, runtime, v) for v in ("full", "fast") for runtime in ("tensorflow", "litert")
+        ]
+    for path, runtime, variant in runs:
+        candidate = from_model_dir(path, runtime, variant)
         print(f"timing {candidate.label} ...", file=sys.stderr)
         results["models"][candidate.label] = bench_candidate(
             candidate, frame, gallery_files, repeats

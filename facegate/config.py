@@ -83,6 +83,9 @@ class ModelConfig(StrictModel):
     # model, faster, a fraction of the memory), else TensorFlow. Gallery embeddings are stored
     # per runtime's embedding space, so switching runtime re-embeds instead of mixing.
     runtime: Literal["auto", "tensorflow", "litert"] = "auto"
+    # full: the model as calibrated. fast: the packaged model's tower without flip averaging,
+    # half the compute per face, with its own head and thresholds (see docs/model_card.md).
+    variant: Literal["full", "fast"] = "full"
     # Overrides of the manifest's calibrated thresholds; None keeps the manifest's.
     detection_threshold: float | None = Field(default=None, gt=0, lt=1)
     verification_threshold: float | None = Field(default=None, gt=0, le=1)

@@ -324,7 +324,7 @@ def load_model_checked(
     try:
         manifest = Manifest.read(where)
         verify_weights(where, manifest)
-        model = load_model_dir(model_dir, config.model.runtime)
+        model = load_model_dir(model_dir, config.model.runtime, config.model.variant)
     except FacegateError as err:
         return _result("model", "fail", str(err), fix), None
     sha = model.manifest.sha256

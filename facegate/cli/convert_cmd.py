@@ -11,8 +11,10 @@ dlib (``dlib-bin``) and ``face_recognition_models`` are needed here only, never 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,10 @@ from facegate.config import FacegateConfig
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_NAME = "dlib-resnet-v1-lfw-head"
+DEFAULT_NAME = "dlib-resnet-v1-lfw-head-flip-l2"
+# The default model's tower, and the key of its plain view (the fast variant) in the cache.
+ARCH = "dlib_resnet_flip_l2"
+FAST_KEY = "dlib_resnet_l2"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,12 +50,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cmd.add_argument("--work", type=Path, default=Path("dlib_work"), help="cache directory")
     cmd.add_argument("--dat", type=Path, default=None, help="the source .dat (for its sha256)")
     cmd.add_argument("--weights-dtype", choices=["float16", "float32"], default="float16")
-    cmd.add_argument(
-        "--no-flip",
-        dest="flip",
-        action="store_false",
-        help="plain dlib_resnet instead of dlib_resnet_flip (mirror-averaged embeddings)",
-    )
     cmd.add_argument("--template-images", type=int, default=400)
     cmd.add_argument("--verify-images", type=int, default=32)
     cmd.add_argument(
@@ -122,6 +121,159 @@ def _operating_points(
     return points
 
 
+@dataclass
+class _HeadData:
+    """The training images (paths, identity labels), how to crop them, where to cache."""
+
+    paths: list[Path]
+    labels: Any
+    crop: Any
+    work: Path
+    key_parts: list[str]
+
+
+@dataclass
+class _HeadFit:
+    """A tower's fitted Siamese head, its thresholds, provenance and DevTest metrics."""
+
+    tower: Any
+    kernel: Any
+    bias: float
+    thresholds: Any
+    head: dict[str, Any]
+    calibration: dict[str, Any]
+    metrics: dict[str, Any]
+    no_face: int
+
+
+def _fit_head(tower: Any, arch: str, data: _HeadData, args: argparse.Namespace) -> _HeadFit:
+    """Embed the training images with ``tower``, train the head on 80 % of the people,
+    calibrate the thresholds on the other 20 % and measure ``args.evaluate``."""
+    import numpy as np
+
+    from facegate.model.embedder import TensorFlowEmbedder
+    from facegate.model.manifest import Thresholds
+    from facegate.model.resnet import PREPROCESSING
+    from facegate.model.scoring import SiameseHead
+    from facegate.training import calibrate, head
+    from facegate.training.lfw import identity_checksum, parse_pairs
+    from facegate.training.metrics import verification_report
+
+    embedder = TensorFlowEmbedder(tower, PREPROCESSING)
+    labels = data.labels
+    key = identity_checksum([arch, *data.key_parts])[:12]
+    embeddings, found = _cached_embeddings(
+        data.work / f"train_{key}.npz", data.paths, data.crop, embedder
+    )
+    logger.info("%s: training images %d, no face in %d", arch, len(data.paths), int((~found).sum()))
+
+    held = head.split_people(labels, 0.2, seed=args.seed)
+    train_idx, cal_idx = np.flatnonzero(~held), np.flatnonzero(held)
+    train_pairs = head.sample_pairs(labels[train_idx], 20000, 20000, seed=args.seed)
+    train_pairs = head.PairSet(
+        train_idx[train_pairs.a], train_idx[train_pairs.b], train_pairs.labels
+    )
+    kernel, bias, losses = head.train_head(embeddings, train_pairs, head.HeadConfig(seed=args.seed))
+    scorer = SiameseHead(kernel=kernel, bias=bias)
+    cal = head.sample_pairs(labels[cal_idx], 5000, 50000, seed=args.seed + 1)
+    cal = head.PairSet(cal_idx[cal.a], cal_idx[cal.b], cal.labels)
+    cal_scores = scorer.pair_scores(embeddings[cal.a], embeddings[cal.b])
+    folds = np.arange(len(cal)) % 10
+    head_report = verification_report(cal_scores, cal.labels, folds, 0.5)
+    # Plain Euclidean distance for comparison, at its own threshold for the same FAR as the
+    # pair threshold (dlib's 0.6 is for its unnormalised descriptors).
+    euclid_cal = head.euclidean_scores(embeddings, cal)
+    euclid_threshold = calibrate.threshold_at_far(euclid_cal[cal.labels == 0], args.match_far)
+    euclid_report = verification_report(euclid_cal, cal.labels, folds, euclid_threshold)
+    detection = calibrate.threshold_at_far(cal_scores[cal.labels == 0], args.pair_far)
+    pair_far, pair_frr = calibrate.rates_at(cal_scores, cal.labels, detection)
+    trials = calibrate.simulate_galleries(
+        embeddings[cal_idx], labels[cal_idx], scorer.scores, detection, seed=args.seed
+    )
+    verification, table = calibrate.choose_verification(trials, args.target_far)
+    gallery_far, gallery_frr = trials.rates(verification)
+    pair = calibrate.threshold_at_far(cal_scores[cal.labels == 0], args.match_far)
+    match_far, match_frr = calibrate.rates_at(cal_scores, cal.labels, pair)
+    thresholds = Thresholds(
+        detection=round(detection, 6), verification=verification, pair=round(pair, 6)
+    )
+    operating_points = _operating_points(embeddings, labels, cal_idx, cal_scores, cal, scorer)
+
+    metrics: dict[str, Any] = {}
+    if args.evaluate is not None:
+        pairs = parse_pairs(args.evaluate)
+        files = sorted({p for pair in pairs.pairs for p in pair.paths(args.lfw)})
+        eval_emb, eval_found = _cached_embeddings(
+            data.work / f"eval_{Path(args.evaluate).stem}_{key}.npz", files, data.crop, embedder
+        )
+        row = {p: i for i, p in enumerate(files)}
+        a = np.array([row[pair.paths(args.lfw)[0]] for pair in pairs.pairs])
+        b = np.array([row[pair.paths(args.lfw)[1]] for pair in pairs.pairs])
+        y = np.array([pair.genuine for pair in pairs.pairs])
+        scores = scorer.pair_scores(eval_emb[a], eval_emb[b])
+        report = verification_report(scores, y, np.arange(len(y)) % 10, thresholds.one_to_one)
+        door_far, door_frr = calibrate.rates_at(scores, y, thresholds.detection)
+        report["door"] = {
+            "threshold": thresholds.detection,
+            "accuracy": float(np.mean((scores >= thresholds.detection) == y)),
+            "far": door_far,
+            "frr": door_frr,
+        }
+        report["no_face"] = int((~eval_found).sum())
+        report["accuracy_at_0.5"] = float(np.mean((scores >= 0.5) == y))
+        for point in operating_points:
+            accepted = scores >= point["detection"]
+            report[f"accuracy_at_pair_far_{point['pair_far_target']:g}"] = float(
+                np.mean(accepted == y)
+            )
+        report["euclidean"] = verification_report(
+            -np.linalg.norm(eval_emb[a] - eval_emb[b], axis=1),
+            y,
+            np.arange(len(y)) % 10,
+            euclid_threshold,
+        )
+        metrics[Path(args.evaluate).stem] = report
+        logger.info("%s %s: %s", arch, args.evaluate, json.dumps(report))
+
+    return _HeadFit(
+        tower=tower,
+        kernel=kernel,
+        bias=float(bias),
+        thresholds=thresholds,
+        head={
+            "loss": "binary cross-entropy",
+            "optimizer": "Adam",
+            "epochs": head.HeadConfig().epochs,
+            "learning_rate": head.HeadConfig().learning_rate,
+            "weight_decay": head.HeadConfig().weight_decay,
+            "pairs": len(train_pairs),
+            "final_loss": losses[-1],
+            "people": int(np.unique(labels[train_idx]).size),
+        },
+        calibration={
+            "people": int(np.unique(labels[cal_idx]).size),
+            "pairs": len(cal),
+            "match_far_target": args.match_far,
+            "match_far": match_far,
+            "match_frr": match_frr,
+            "pair_far_target": args.pair_far,
+            "pair_far": pair_far,
+            "pair_frr": pair_frr,
+            "gallery_far_target": args.target_far,
+            "gallery_far": gallery_far,
+            "gallery_frr": gallery_frr,
+            "gallery_sizes": list(trials.gallery_sizes),
+            "gallery_trials": int(trials.genuine.size),
+            "verification_table": table,
+            "operating_points": operating_points,
+            "head_report": head_report,
+            "euclidean_report": euclid_report,
+        },
+        metrics=metrics,
+        no_face=int((~found).sum()),
+    )
+
+
 def run_convert(args: argparse.Namespace, config: FacegateConfig) -> int:
     """Handler of ``facegate convert-dlib``."""
     from facegate.model.tf_runtime import require_tensorflow
@@ -133,11 +285,9 @@ def run_convert(args: argparse.Namespace, config: FacegateConfig) -> int:
     from facegate.face.pipeline import FacePipeline
     from facegate.face.types import AlignSpec
     from facegate.model.bundle import save_model_dir, sha256_file
-    from facegate.model.embedder import TensorFlowEmbedder
-    from facegate.model.manifest import Thresholds
-    from facegate.model.resnet import INPUT_SIZE, PREPROCESSING, with_flip_average
+    from facegate.model.manifest import FAST, Variant
+    from facegate.model.resnet import INPUT_SIZE, PREPROCESSING, plain_view, with_flip_average
     from facegate.model.siamese import CLASSIFIER_LAYER, make_siamese
-    from facegate.training import calibrate, head
     from facegate.training.datasets import LABELLED_MIN_SCORE, labelled_crop
     from facegate.training.dlib_convert import (
         DLIB_LICENCE,
@@ -149,8 +299,7 @@ def run_convert(args: argparse.Namespace, config: FacegateConfig) -> int:
         fit_template,
         max_abs_diff,
     )
-    from facegate.training.lfw import identity_checksum, index_tree, parse_pairs, protocol_people
-    from facegate.training.metrics import verification_report
+    from facegate.training.lfw import identity_checksum, index_tree, protocol_people
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -192,90 +341,33 @@ def run_convert(args: argparse.Namespace, config: FacegateConfig) -> int:
     logger.info("template %s (spread %s px, %d faces)", fit.template, fit.spread, fit.faces)
     pipeline = FacePipeline(config.face, AlignSpec(size=INPUT_SIZE, template=fit.template))
 
-    # 3. Embed every training image with facegate's own pipeline (cached).
-    arch = "dlib_resnet_flip" if args.flip else "dlib_resnet"
-    if args.flip:
-        tower = with_flip_average(tower)
-    embedder = TensorFlowEmbedder(tower, PREPROCESSING)
-
+    # 3-4. Embed with facegate's own pipeline, fit the head, calibrate and measure: for the
+    # flip-averaging tower and, as the fast variant, for the plain tower inside it (both
+    # scaled to unit length).
     def crop(rgb: np.ndarray) -> tuple[np.ndarray, bool]:
         return labelled_crop(pipeline, rgb)
 
     rule = f"labelled_crop>={LABELLED_MIN_SCORE}"
-    key = identity_checksum([arch, args.weights_dtype, rule, *map(str, fit.template)])[:12]
-    embeddings, found = _cached_embeddings(work / f"train_{key}.npz", paths, crop, embedder)
-    logger.info("training images: %d, no face in %d", len(paths), int((~found).sum()))
-
-    # 4. Head on 80 % of the people; thresholds on the other 20 %.
-    held = head.split_people(labels, 0.2, seed=args.seed)
-    train_idx, cal_idx = np.flatnonzero(~held), np.flatnonzero(held)
-    train_pairs = head.sample_pairs(labels[train_idx], 20000, 20000, seed=args.seed)
-    train_pairs = head.PairSet(
-        train_idx[train_pairs.a], train_idx[train_pairs.b], train_pairs.labels
-    )
-    kernel, bias, losses = head.train_head(embeddings, train_pairs, head.HeadConfig(seed=args.seed))
-    from facegate.model.scoring import SiameseHead
-
-    scorer = SiameseHead(kernel=kernel, bias=bias)
-    cal = head.sample_pairs(labels[cal_idx], 5000, 50000, seed=args.seed + 1)
-    cal = head.PairSet(cal_idx[cal.a], cal_idx[cal.b], cal.labels)
-    cal_scores = scorer.pair_scores(embeddings[cal.a], embeddings[cal.b])
-    folds = np.arange(len(cal)) % 10
-    head_report = verification_report(cal_scores, cal.labels, folds, 0.5)
-    euclid_report = verification_report(
-        head.euclidean_scores(embeddings, cal), cal.labels, folds, -0.6
-    )
-    detection = calibrate.threshold_at_far(cal_scores[cal.labels == 0], args.pair_far)
-    pair_far, pair_frr = calibrate.rates_at(cal_scores, cal.labels, detection)
-    trials = calibrate.simulate_galleries(
-        embeddings[cal_idx], labels[cal_idx], scorer.scores, detection, seed=args.seed
-    )
-    verification, table = calibrate.choose_verification(trials, args.target_far)
-    gallery_far, gallery_frr = trials.rates(verification)
-    pair = calibrate.threshold_at_far(cal_scores[cal.labels == 0], args.match_far)
-    match_far, match_frr = calibrate.rates_at(cal_scores, cal.labels, pair)
-    thresholds = Thresholds(
-        detection=round(detection, 6), verification=verification, pair=round(pair, 6)
-    )
-    operating_points = _operating_points(embeddings, labels, cal_idx, cal_scores, cal, scorer)
+    data = _HeadData(paths, labels, crop, work, [args.weights_dtype, rule, *map(str, fit.template)])
+    full_tower = with_flip_average(tower, normalize=True)
+    full = _fit_head(full_tower, ARCH, data, args)
+    fast = _fit_head(plain_view(full_tower), FAST_KEY, data, args)
+    variants = {
+        FAST: Variant(
+            flip_average=False,
+            head_kernel=tuple(float(v) for v in fast.kernel),
+            head_bias=float(fast.bias),
+            thresholds=fast.thresholds,
+            training={"head": fast.head, "calibration": fast.calibration},
+            metrics=fast.metrics,
+        )
+    }
 
     # 5. The Siamese model around the tower, the head's weights in its classifier.
-    siamese = make_siamese(tower)
-    siamese.get_layer(CLASSIFIER_LAYER).set_weights([kernel.reshape(-1, 1), np.array([bias])])
-
-    metrics: dict[str, Any] = {}
-    if args.evaluate is not None:
-        pairs = parse_pairs(args.evaluate)
-        files = sorted({p for pair in pairs.pairs for p in pair.paths(args.lfw)})
-        eval_emb, eval_found = _cached_embeddings(
-            work / f"eval_{Path(args.evaluate).stem}_{key}.npz", files, crop, embedder
-        )
-        row = {p: i for i, p in enumerate(files)}
-        a = np.array([row[pair.paths(args.lfw)[0]] for pair in pairs.pairs])
-        b = np.array([row[pair.paths(args.lfw)[1]] for pair in pairs.pairs])
-        y = np.array([pair.genuine for pair in pairs.pairs])
-        scores = scorer.pair_scores(eval_emb[a], eval_emb[b])
-        report = verification_report(scores, y, np.arange(len(y)) % 10, thresholds.one_to_one)
-        door_far, door_frr = calibrate.rates_at(scores, y, thresholds.detection)
-        report["door"] = {
-            "threshold": thresholds.detection,
-            "accuracy": float(np.mean((scores >= thresholds.detection) == y)),
-            "far": door_far,
-            "frr": door_frr,
-        }
-        report["no_face"] = int((~eval_found).sum())
-        report["accuracy_at_0.5"] = float(np.mean((scores >= 0.5) == y))
-        for point in operating_points:
-            accepted = scores >= point["detection"]
-            report[f"accuracy_at_pair_far_{point['pair_far_target']:g}"] = float(
-                np.mean(accepted == y)
-            )
-        report["euclidean"] = verification_report(
-            -np.linalg.norm(eval_emb[a] - eval_emb[b], axis=1), y, np.arange(len(y)) % 10, -0.6
-        )
-        metrics[Path(args.evaluate).stem] = report
-        logger.info("%s: %s", args.evaluate, json.dumps(report))
-
+    siamese = make_siamese(full.tower)
+    siamese.get_layer(CLASSIFIER_LAYER).set_weights(
+        [full.kernel.reshape(-1, 1), np.array([full.bias])]
+    )
     training = {
         "source": {
             "file": "dlib_face_recognition_resnet_model_v1.dat (face_recognition_models 0.3.0)",
@@ -292,61 +384,36 @@ def run_convert(args: argparse.Namespace, config: FacegateConfig) -> int:
         "excluded_sha256": identity_checksum(excluded),
         "train_people": len(people),
         "train_images": len(paths),
-        "train_images_no_face": int((~found).sum()),
+        "train_images_no_face": full.no_face,
         "template_fit": {"images": fit.faces, "spread_px": list(fit.spread)},
-        "head": {
-            "loss": "binary cross-entropy",
-            "optimizer": "Adam",
-            "epochs": head.HeadConfig().epochs,
-            "learning_rate": head.HeadConfig().learning_rate,
-            "pairs": len(train_pairs),
-            "final_loss": losses[-1],
-            "people": int(np.unique(labels[train_idx]).size),
-        },
-        "calibration": {
-            "people": int(np.unique(labels[cal_idx]).size),
-            "pairs": len(cal),
-            "match_far_target": args.match_far,
-            "match_far": match_far,
-            "match_frr": match_frr,
-            "pair_far_target": args.pair_far,
-            "pair_far": pair_far,
-            "pair_frr": pair_frr,
-            "gallery_far_target": args.target_far,
-            "gallery_far": gallery_far,
-            "gallery_frr": gallery_frr,
-            "gallery_sizes": list(trials.gallery_sizes),
-            "gallery_trials": int(trials.genuine.size),
-            "verification_table": table,
-            "operating_points": operating_points,
-            "head_report": head_report,
-            "euclidean_report": euclid_report,
-        },
+        "head": full.head,
+        "calibration": full.calibration,
     }
     dlib_models_dir()  # fails early, before writing, if the reference package vanished
     manifest = save_model_dir(
         siamese,
         args.out,
-        name=DEFAULT_NAME + ("-flip" if args.flip else ""),
-        arch=arch,
+        name=DEFAULT_NAME,
+        arch=ARCH,
         template=fit.template,
         preprocessing=PREPROCESSING,
-        thresholds=thresholds,
+        thresholds=full.thresholds,
         training=training,
-        metrics=metrics,
+        metrics=full.metrics,
         weights_dtype=args.weights_dtype,
+        variants=variants,
     )
     print(
         json.dumps(
             {
                 "out": str(args.out),
                 "sha256": manifest.sha256,
-                "thresholds": {
-                    "detection": thresholds.detection,
-                    "verification": thresholds.verification,
-                    "pair": thresholds.pair,
+                "thresholds": dataclasses.asdict(full.thresholds),
+                "metrics": full.metrics,
+                "variants": {
+                    name: {"thresholds": dataclasses.asdict(v.thresholds), "metrics": v.metrics}
+                    for name, v in variants.items()
                 },
-                "metrics": metrics,
             },
             indent=2,
         )

@@ -70,7 +70,9 @@ def run_evaluate(args: argparse.Namespace, config: FacegateConfig) -> int:
         pair_set = evaluate.lfw_pair_set(args.lfw, args.pairs)
     else:
         pair_set = evaluate.dataset_pair_set(args.dataset)
-    model = load_model_dir(args.model or config.model.path, runtime=config.model.runtime)
+    model = load_model_dir(
+        args.model or config.model.path, config.model.runtime, config.model.variant
+    )
     result = evaluate.evaluate(pair_set, model, config.face)
     if args.door_trials:
         result.report["door_trials"] = evaluate.door_trials(

@@ -97,9 +97,11 @@ def cli_model_loader(registry: Registry, config: FacegateConfig) -> Any:
 
             active = registry.active_model()
             if active is not None:
-                loaded.append(load_version(active, config.model.runtime))
+                loaded.append(load_version(active, config.model.runtime, config.model.variant))
             else:
-                loaded.append(load_model_dir(config.model.path, config.model.runtime))
+                loaded.append(
+                    load_model_dir(config.model.path, config.model.runtime, config.model.variant)
+                )
                 register_model(registry, loaded[0])
         return loaded[0]
 

@@ -77,10 +77,14 @@ def _describe(siamese: Any, arch: str) -> dict[str, Any]:
 
 
 def model_info(
-    model_dir: Path | None = None, arch: str | None = None, runtime: str = "tensorflow"
+    model_dir: Path | None = None,
+    arch: str | None = None,
+    runtime: str = "tensorflow",
+    variant: str = "full",
 ) -> dict[str, Any]:
     """The ``model info`` JSON object for ``arch`` (untrained) or a model dir (None: default),
-    loaded on ``runtime`` (parameter counts need TensorFlow: None on LiteRT)."""
+    loaded on ``runtime`` serving ``variant`` (parameter counts need TensorFlow: None on
+    LiteRT)."""
     if arch is not None:
         from facegate.model.architectures import get_architecture
         from facegate.model.tf_runtime import require_tensorflow
@@ -90,7 +94,7 @@ def model_info(
         return {**info, "sha256": None}
     from facegate.model.bundle import load_model_dir
 
-    loaded = load_model_dir(model_dir, runtime)
+    loaded = load_model_dir(model_dir, runtime, variant)
     manifest = loaded.manifest
     if loaded.siamese is not None:
         described = _describe(loaded.siamese, manifest.arch)
@@ -110,6 +114,8 @@ def model_info(
         "name": manifest.name,
         "path": str(loaded.path),
         "runtime": loaded.runtime,
+        "variant": loaded.variant,
+        "variants": ["full", *sorted(manifest.variants)],
         # The key gallery embeddings are stored under on this runtime (LoadedModel.space).
         "embedding_space": loaded.space,
         "tflite": {q: e["file"] for q, e in sorted((manifest.tflite or {}).items())},
@@ -126,11 +132,25 @@ def model_info(
 def run_info(args: argparse.Namespace, config: FacegateConfig) -> int:
     """Print the model's description, as JSON or as aligned lines."""
     model_dir = args.model if args.model is not None else config.model.path
-    info = model_info(model_dir if args.arch is None else None, args.arch, config.model.runtime)
+    info = model_info(
+        model_dir if args.arch is None else None,
+        args.arch,
+        config.model.runtime,
+        config.model.variant,
+    )
     if args.json:
         print(json.dumps(info, sort_keys=True))
         return 0
-    keys = ("name", "arch", "path", "runtime", "params", "embedding_params", "input_shape")
+    keys = (
+        "name",
+        "arch",
+        "path",
+        "runtime",
+        "variant",
+        "params",
+        "embedding_params",
+        "input_shape",
+    )
     for key in keys:
         if key in info:
             print(f"{key:17} {'-' if info[key] is None else info[key]}")

@@ -101,7 +101,7 @@ def run_activate(args: argparse.Namespace, config: FacegateConfig) -> int:
     from facegate.scheduler.promote import activate
 
     with opened_registry(config) as registry:
-        version = activate(registry, args.sha, args.why, config.model.runtime)
+        version = activate(registry, args.sha, args.why, config.model.runtime, config.model.variant)
     print(f"active model: {version.sha256[:12]} {version.name}")
     return 0
 
@@ -111,6 +111,6 @@ def run_rollback(args: argparse.Namespace, config: FacegateConfig) -> int:
     from facegate.scheduler.promote import rollback
 
     with opened_registry(config) as registry:
-        version = rollback(registry, args.why, config.model.runtime)
+        version = rollback(registry, args.why, config.model.runtime, config.model.variant)
     print(f"active model: {version.sha256[:12]} {version.name} (rolled back)")
     return 0

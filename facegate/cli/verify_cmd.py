@@ -56,7 +56,9 @@ def verify_images(
     from facegate.face.pipeline import FacePipeline
     from facegate.model.bundle import load_model_dir
 
-    model = load_model_dir(model_dir or config.model.path, runtime=config.model.runtime)
+    model = load_model_dir(
+        model_dir or config.model.path, config.model.runtime, config.model.variant
+    )
     if threshold is None:
         threshold = model.manifest.thresholds.one_to_one
     pipeline = FacePipeline(config.face, model.manifest.align_spec)

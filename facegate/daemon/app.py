@@ -70,7 +70,7 @@ def follow_registry(registry: Registry, config: FacegateConfig, verifier: Verifi
         from facegate.face.pipeline import FacePipeline
         from facegate.scheduler.promote import load_version
 
-        model = load_version(active, config.model.runtime)
+        model = load_version(active, config.model.runtime, config.model.variant)
         # The promotion embedded the whole gallery; a file lost since must not keep the door
         # on a model the registry no longer names (refresh_gallery logs and counts it).
         embed_missing(registry, model, OnUnreadable.SKIP)

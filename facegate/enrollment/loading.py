@@ -40,5 +40,7 @@ def load_tools(
     from facegate.face.pipeline import FacePipeline
     from facegate.model.bundle import load_model_dir
 
-    model = load_model_dir(choose_model_dir(registry, config, override), config.model.runtime)
+    model = load_model_dir(
+        choose_model_dir(registry, config, override), config.model.runtime, config.model.variant
+    )
     return FacePipeline(config.face, model.manifest.align_spec), model

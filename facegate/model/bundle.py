@@ -10,6 +10,7 @@ Keras reads a byte of it, then deserialises with ``safe_mode=True`` (no code fro
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import io
@@ -27,7 +28,15 @@ import numpy as np
 
 from facegate.errors import ModelError
 from facegate.model.embedder import Embedder
-from facegate.model.manifest import MANIFEST_NAME, Manifest, Preprocessing, Thresholds
+from facegate.model.manifest import (
+    FULL,
+    MANIFEST_NAME,
+    VARIANTS,
+    Manifest,
+    Preprocessing,
+    Thresholds,
+    Variant,
+)
 from facegate.model.scoring import SiameseHead
 
 logger = logging.getLogger(__name__)
@@ -63,16 +72,26 @@ class LoadedModel:
     runtime: str = "tensorflow"
     quantization: str | None = None
     tflite_sha256: str | None = None
+    # FULL, or the name of the manifest variant served (its head, thresholds and metrics are
+    # then in ``manifest``; ``manifest.sha256`` still names the weights, i.e. the version).
+    variant: str = FULL
 
     @property
     def space(self) -> str:
-        """Embedding space (64 hex): manifest sha256 on TensorFlow, loaded .tflite's on LiteRT."""
-        return self.tflite_sha256 or self.manifest.sha256
+        """Embedding space (64 hex): manifest sha256 on TensorFlow, loaded .tflite's on LiteRT;
+        a variant embeds differently, so it hashes its name into that."""
+        base = self.tflite_sha256 or self.manifest.sha256
+        if self.variant == FULL:
+            return base
+        return hashlib.sha256(f"{base}:{self.variant}".encode()).hexdigest()
 
     @property
     def label(self) -> str:
-        """Name for logs: ``<sha12>`` or ``<sha12> (litert int8 <tflite sha12>)``."""
+        """Name for logs: ``<sha12>`` or ``<sha12> (litert int8 <tflite sha12>)``, with
+        `` fast`` after the hash when a variant is served."""
         sha = self.manifest.sha256[:12]
+        if self.variant != FULL:
+            sha = f"{sha} {self.variant}"
         if self.tflite_sha256 is None:
             return sha
         return f"{sha} (litert {self.quantization} {self.tflite_sha256[:12]})"
@@ -144,6 +163,7 @@ def save_model_dir(
     training: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     weights_dtype: Literal["float32", "float16"] = "float32",
+    variants: dict[str, Variant] | None = None,
 ) -> Manifest:
     """Write ``siamese`` and its manifest to ``out_dir`` atomically; return the manifest.
 
@@ -183,6 +203,7 @@ def save_model_dir(
             thresholds=thresholds or Thresholds(),
             training={**(training or {}), "weights_dtype": weights_dtype},
             metrics=dict(metrics or {}),
+            variants=dict(variants or {}),
         )
         (tmp / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
         os.chmod(tmp, 0o755)
@@ -275,14 +296,38 @@ def _litert_available() -> bool:
     return importlib.util.find_spec("ai_edge_litert") is not None
 
 
-def load_model_dir(path: Path | None = None, runtime: str = "tensorflow") -> LoadedModel:
+def select_variant(model_dir: Path, manifest: Manifest, variant: str) -> Variant | None:
+    """The manifest's ``variant`` (None for FULL); a one-line ModelError when it has none."""
+    if variant not in VARIANTS:
+        raise ModelError(f"unknown model variant {variant!r} (use {', '.join(VARIANTS)})")
+    if variant == FULL:
+        return None
+    if variant not in manifest.variants:
+        have = ", ".join([FULL, *sorted(manifest.variants)])
+        raise ModelError(
+            f"model {manifest.name} ({model_dir}) has no {variant} variant (it has: {have}); "
+            f'set model.variant = "{FULL}"'
+        )
+    return manifest.variants[variant]
+
+
+def as_variant(manifest: Manifest, variant: Variant) -> Manifest:
+    """``manifest`` with ``variant``'s thresholds and metrics in place of its own."""
+    return dataclasses.replace(manifest, thresholds=variant.thresholds, metrics=variant.metrics)
+
+
+def load_model_dir(
+    path: Path | None = None, runtime: str = "tensorflow", variant: str = FULL
+) -> LoadedModel:
     """Verify and load a model directory (None: the packaged default) for ``runtime``
-    (``auto``, ``tensorflow`` or ``litert``, see ``resolve_runtime``)."""
+    (``auto``, ``tensorflow`` or ``litert``, see ``resolve_runtime``), serving ``variant``
+    (FULL or a name in the manifest's ``variants``)."""
     model_dir = resolve_model_dir(path)
     manifest = Manifest.read(model_dir)
+    chosen = select_variant(model_dir, manifest, variant)
     runtime = resolve_runtime(runtime, manifest)
     if runtime == "litert":
-        return _load_litert(Path(model_dir), manifest)
+        return _load_litert(Path(model_dir), manifest, variant, chosen)
     weights = verify_weights(model_dir, manifest)
     # Importing the registry imports every architecture module, which registers its custom
     # layers (L1Dist, L2Normalize, ...) with Keras: safe mode only builds registered classes.
@@ -309,22 +354,56 @@ def load_model_dir(path: Path | None = None, runtime: str = "tensorflow") -> Loa
             f"{manifest.embedding_dim}"
         )
     head = SiameseHead(kernel=np.asarray(kernel, np.float32).reshape(-1), bias=float(bias[0]))
-    logger.info("loaded model %s (%s) from %s", manifest.name, manifest.arch, model_dir)
+    if chosen is not None:
+        head = _variant_head(model_dir, manifest, variant, chosen)
+        tower = _variant_tower(tower, chosen, model_dir, variant)
+        manifest = as_variant(manifest, chosen)
+    logger.info(
+        "loaded model %s (%s, %s) from %s", manifest.name, manifest.arch, variant, model_dir
+    )
     return LoadedModel(
         manifest=manifest,
         path=Path(model_dir),
         siamese=siamese,
         head=head,
         embedder=TensorFlowEmbedder(tower, manifest.preprocessing),
+        variant=variant,
     )
+
+
+def _variant_head(model_dir: Path, manifest: Manifest, name: str, variant: Variant) -> SiameseHead:
+    kernel = np.asarray(variant.head_kernel, np.float32)
+    if kernel.shape != (manifest.embedding_dim,):
+        raise ModelError(
+            f"{model_dir}: the {name} variant's head kernel {kernel.shape} != "
+            f"({manifest.embedding_dim},)"
+        )
+    return SiameseHead(kernel=kernel, bias=float(variant.head_bias))
+
+
+def _variant_tower(tower: Any, variant: Variant, model_dir: Path, name: str) -> Any:
+    """The Keras tower ``variant`` runs: a flip-averaging wrapper without its mirror."""
+    from facegate.model.resnet import is_flip_average, plain_view
+
+    if variant.flip_average == is_flip_average(tower):
+        return tower
+    if variant.flip_average:
+        raise ModelError(f"{model_dir}: the {name} variant averages mirrors; the tower cannot")
+    return plain_view(tower)
 
 
 # Which export the LiteRT runtime loads when a directory holds several: accuracy first.
 _LITERT_PREFERENCE = ("float16", "none", "int8")
 
 
-def _load_litert(model_dir: Path, manifest: Manifest) -> LoadedModel:
-    """Load a model directory's LiteRT export (no TensorFlow): sha256-checked, head included."""
+def _load_litert(
+    model_dir: Path, manifest: Manifest, served: str = FULL, variant: Variant | None = None
+) -> LoadedModel:
+    """Load a model directory's LiteRT export (no TensorFlow): sha256-checked, head included.
+
+    A ``flip_average`` export holds the plain tower: the full model averages each crop with
+    its mirror on it, the fast variant runs it once. An older export, with the mirror inside
+    the graph, serves the full model only."""
     from facegate.model.litert import LiteRTEmbedder
 
     exports = manifest.tflite or {}
@@ -356,19 +435,40 @@ def _load_litert(model_dir: Path, manifest: Manifest) -> LoadedModel:
         raise ModelError(f"{model_dir}: tflite.{quantization} has no valid head: {err!r}") from err
     if kernel.shape != (manifest.embedding_dim,):
         raise ModelError(f"{model_dir}: head kernel {kernel.shape} != ({manifest.embedding_dim},)")
+    head = SiameseHead(kernel=kernel, bias=bias)
+    # True: the file is the plain tower of a flip-averaging model; the embedder mirrors.
+    mirror_outside = bool(entry.get("flip_average", False))
+    flip_average = mirror_outside
+    if variant is not None:
+        if not mirror_outside:
+            raise ModelError(
+                f"{tflite}: this export cannot serve the {served} variant (the mirror is inside "
+                "its graph): export it again (facegate model export --format tflite)"
+            )
+        flip_average = variant.flip_average
+        head = _variant_head(model_dir, manifest, served, variant)
+        manifest = as_variant(manifest, variant)
     embedder = LiteRTEmbedder(
-        tflite, manifest.preprocessing, manifest.input_size, manifest.embedding_dim
+        tflite,
+        manifest.preprocessing,
+        manifest.input_size,
+        manifest.embedding_dim,
+        flip_average=flip_average,
+        l2_normalize=bool(entry.get("l2_normalize", False)),
     )
-    logger.info("loaded LiteRT model %s (%s) from %s", manifest.name, quantization, tflite)
+    logger.info(
+        "loaded LiteRT model %s (%s, %s) from %s", manifest.name, quantization, served, tflite
+    )
     return LoadedModel(
         manifest=manifest,
         path=model_dir,
         siamese=None,
-        head=SiameseHead(kernel=kernel, bias=bias),
+        head=head,
         embedder=embedder,
         runtime="litert",
         quantization=quantization,
         tflite_sha256=digest,
+        variant=served,
     )
 
 

@@ -3,6 +3,9 @@
 The tower goes through a Keras SavedModel and ``TFLiteConverter.from_saved_model``:
 ``from_concrete_functions`` silently drops Keras 3 weights (an empty model that outputs NaN).
 The Siamese head is copied into the manifest entry so the LiteRT runtime needs no Keras file.
+A flip-averaging tower is exported without its mirror branch and its unit-length scaling
+(``flip_average`` and ``l2_normalize`` in the entry: the LiteRT embedder averages crop and
+mirror and scales itself), so one file also serves the fast variant.
 ``model.keras`` and the manifest's ``sha256`` are left as they are.
 """
 
@@ -89,7 +92,10 @@ def export_tflite(
     manifest = Manifest.read(out)
     if manifest.sha256 != model.manifest.sha256:
         raise ModelError(f"{out}: not the directory of the loaded model (sha256 differs)")
-    tower = embedding_tower(model.siamese)
+    from facegate.model.resnet import base_tower, normalizes
+
+    full = embedding_tower(model.siamese)
+    tower = base_tower(full)
     kernel, bias = model.siamese.get_layer(CLASSIFIER_LAYER).get_weights()
     tmp = Path(tempfile.mkdtemp(prefix=".export.", dir=out))
     try:
@@ -108,6 +114,8 @@ def export_tflite(
         "file": target.name,
         "sha256": sha256_file(target),
         "mode": mode,
+        "flip_average": tower is not full,
+        "l2_normalize": normalizes(full),
         "head_kernel": [float(v) for v in np.asarray(kernel, np.float32).reshape(-1)],
         "head_bias": float(np.asarray(bias, np.float32).reshape(-1)[0]),
     }

@@ -3,6 +3,9 @@
 No TensorFlow here: this module is what a board without TensorFlow imports at run time. The
 manifest's pixel transform runs in numpy, so the exported tower takes float32 pixels exactly as
 the Keras tower does; a fully integer model's int8/uint8 input and output are (de)quantized here.
+With ``flip_average`` the file holds the plain tower and each crop is run beside its mirror
+image and the two embeddings averaged: the same tower then also serves the fast variant.
+``l2_normalize`` scales each embedding to unit length last, as ``L2Normalize`` does.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ class LiteRTEmbedder:
         embedding_dim: int,
         num_threads: int = 2,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        flip_average: bool = False,
+        l2_normalize: bool = False,
     ) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
@@ -40,6 +45,8 @@ class LiteRTEmbedder:
             raise ModelError(f"{tflite_path}: cannot load the LiteRT model: {err}") from err
         self.path = Path(tflite_path)
         self.batch_size = batch_size
+        self.flip_average = flip_average
+        self.l2_normalize = l2_normalize
         self._input_size = int(input_size)
         self._embedding_dim = int(embedding_dim)
         self._scale = np.float32(preprocessing.scale)
@@ -95,8 +102,17 @@ class LiteRTEmbedder:
         parts = []
         for i in range(0, len(crops), self.batch_size):
             x = crops[i : i + self.batch_size].astype(np.float32) * self._scale + self._offset
-            parts.append(self._run(x))
-        return np.concatenate(parts)
+            if self.flip_average:
+                # One invocation for crops and mirrors: cheaper than two of half the size.
+                both = self._run(np.concatenate([x, x[:, :, ::-1]]))
+                parts.append((both[: len(x)] + both[len(x) :]) * np.float32(0.5))
+            else:
+                parts.append(self._run(x))
+        out = np.concatenate(parts)
+        if self.l2_normalize:
+            # L2Normalize's epsilon 1e-12 on the squared norm.
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), np.float32(1e-6))
+        return out
 
 
 def _quantize(x: np.ndarray, params: tuple[float, int], dtype: Any) -> np.ndarray:

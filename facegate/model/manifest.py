@@ -18,6 +18,10 @@ from facegate.face.types import AlignSpec
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
+# The manifest's own head and thresholds; any other variant name is a key of ``variants``.
+FULL = "full"
+FAST = "fast"
+VARIANTS = (FULL, FAST)
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,23 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """Another way to run the same tower, with its own Siamese head, thresholds and metrics.
+
+    The one variant there is, ``fast``, runs a flip-averaging model's tower on the crop alone
+    (half the compute); its head is trained and its thresholds calibrated on those plain
+    embeddings, as the full model's are on the mirror-averaged ones.
+    """
+
+    flip_average: bool
+    head_kernel: tuple[float, ...]
+    head_bias: float
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Manifest:
     """Everything facegate needs to know about a model besides its weights."""
 
@@ -72,6 +93,8 @@ class Manifest:
     # LiteRT exports keyed by quantization ("none", "float16", "int8"): each entry has "file",
     # "sha256" and the Siamese head ("head_kernel", "head_bias") so LiteRT needs no Keras file.
     tflite: dict[str, dict[str, Any]] | None = None
+    # Named variants of this model (``FULL`` is the manifest itself), e.g. "fast".
+    variants: dict[str, Variant] = field(default_factory=dict)
 
     @property
     def align_spec(self) -> AlignSpec:
@@ -92,7 +115,6 @@ class Manifest:
                     f"manifest format {version} is newer than this facegate ({FORMAT_VERSION})"
                 )
             pre = data.get("preprocessing", {})
-            thr = data.get("thresholds", {})
             return cls(
                 name=str(data["name"]),
                 arch=str(data["arch"]),
@@ -105,15 +127,15 @@ class Manifest:
                     scale=float(pre.get("scale", 1.0 / 255.0)),
                     offset=tuple(float(v) for v in pre.get("offset", (0.0, 0.0, 0.0))),
                 ),
-                thresholds=Thresholds(
-                    detection=float(thr.get("detection", 0.5)),
-                    verification=float(thr.get("verification", 0.5)),
-                    pair=None if thr.get("pair") is None else float(thr["pair"]),
-                ),
+                thresholds=_parse_thresholds(data.get("thresholds", {})),
                 training=dict(data.get("training", {})),
                 metrics=dict(data.get("metrics", {})),
                 format_version=version,
                 tflite=_parse_tflite(data.get("tflite")),
+                variants={
+                    str(name): _parse_variant(entry)
+                    for name, entry in dict(data.get("variants") or {}).items()
+                },
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ModelError(f"malformed model manifest: {err!r}") from err
@@ -131,6 +153,25 @@ class Manifest:
         if not isinstance(data, dict):
             raise ModelError(f"{path}: manifest is not a JSON object")
         return cls.from_dict(data)
+
+
+def _parse_thresholds(thr: dict[str, Any]) -> Thresholds:
+    return Thresholds(
+        detection=float(thr.get("detection", 0.5)),
+        verification=float(thr.get("verification", 0.5)),
+        pair=None if thr.get("pair") is None else float(thr["pair"]),
+    )
+
+
+def _parse_variant(entry: dict[str, Any]) -> Variant:
+    return Variant(
+        flip_average=bool(entry["flip_average"]),
+        head_kernel=tuple(float(v) for v in entry["head_kernel"]),
+        head_bias=float(entry["head_bias"]),
+        thresholds=_parse_thresholds(entry.get("thresholds", {})),
+        training=dict(entry.get("training", {})),
+        metrics=dict(entry.get("metrics", {})),
+    )
 
 
 def _parse_tflite(value: Any) -> dict[str, dict[str, Any]] | None:

@@ -57,6 +57,8 @@ STAGES: tuple[tuple[int, bool, int], ...] = (
 )
 NUM_CONVS = 1 + 2 * sum(blocks for _, _, blocks in STAGES)
 FC_LAYER = "fc"
+FLIP_AVERAGE_LAYER = "flip_average"
+UNIT_NORM_LAYER = "unit_norm"
 
 
 def conv_name(index: int) -> str:
@@ -148,13 +150,17 @@ register_architecture(
 )
 
 
-def with_flip_average(tower: Any, name: str = "embedding") -> Any:
-    """Wrap ``tower`` so it returns the mean embedding of each crop and its mirror image.
+def with_flip_average(tower: Any, normalize: bool = False, name: str = "embedding") -> Any:
+    """Wrap ``tower`` so it returns the mean embedding of each crop and its mirror image,
+    scaled to unit length when ``normalize``.
 
     Test-time flip averaging: on held-out LFW people it raised TAR at FAR 1e-3 from 0.899 to
     0.925 for twice the compute. The mirror is a fixed anti-identity matrix applied along
-    the width axis (stock Permute + frozen Dense: exact, and loadable in safe mode).
+    the width axis (stock Permute + frozen Dense: exact, and loadable in safe mode). Unit
+    length suits the L1 head: dlib's network was trained for Euclidean distance, and on
+    held-out people the head on unit-length descriptors reached AUC 0.9989 against 0.9983.
     """
+    from facegate.model.layers import L2Normalize
     from facegate.model.tf_runtime import import_keras
 
     keras = import_keras()
@@ -166,22 +172,56 @@ def with_flip_average(tower: Any, name: str = "embedding") -> Any:
     x = mirror(x)
     mirror.set_weights([np.eye(size, dtype=np.float32)[::-1].copy()])
     flipped = layers.Permute((1, 3, 2), name="to_channels_last")(x)
-    outputs = layers.Average(name="flip_average")([tower(inputs), tower(flipped)])
+    outputs = layers.Average(name=FLIP_AVERAGE_LAYER)([tower(inputs), tower(flipped)])
+    if normalize:
+        outputs = L2Normalize(name=UNIT_NORM_LAYER)(outputs)
     return keras.Model(inputs=inputs, outputs=outputs, name=name)
 
 
-def base_tower(tower: Any) -> Any:
-    """The plain dlib tower inside a ``with_flip_average`` wrapper (or ``tower`` itself)."""
+def is_flip_average(tower: Any) -> bool:
+    """True when ``tower`` is a ``with_flip_average`` wrapper."""
+    return any(layer.name == FLIP_AVERAGE_LAYER for layer in tower.layers)
+
+
+def normalizes(tower: Any) -> bool:
+    """True when ``tower`` is a ``with_flip_average`` wrapper that scales to unit length."""
+    return is_flip_average(tower) and any(layer.name == UNIT_NORM_LAYER for layer in tower.layers)
+
+
+def plain_view(tower: Any) -> Any:
+    """What a flip-averaging ``tower`` computes without the mirror (its fast variant): the
+    plain tower inside, scaled to unit length when the wrapper does; else ``tower``."""
+    from facegate.model.layers import L2Normalize
     from facegate.model.tf_runtime import import_keras
 
+    base = base_tower(tower)
+    if not normalizes(tower):
+        return base
     keras = import_keras()
-    nested = [layer for layer in tower.layers if isinstance(layer, keras.Model)]
-    return nested[0] if len(nested) == 1 else tower
+    inputs = keras.Input(shape=tuple(base.input_shape[1:]), name="input_image")
+    outputs = L2Normalize(name=UNIT_NORM_LAYER)(base(inputs))
+    return keras.Model(inputs=inputs, outputs=outputs, name=f"{tower.name}_plain")
+
+
+def base_tower(tower: Any) -> Any:
+    """The plain tower inside a ``with_flip_average`` wrapper (or ``tower`` itself)."""
+    from facegate.model.tf_runtime import import_keras
+
+    if not is_flip_average(tower):
+        return tower
+    keras = import_keras()
+    (nested,) = [layer for layer in tower.layers if isinstance(layer, keras.Model)]
+    return nested
 
 
 def make_dlib_resnet_flip(input_size: int = INPUT_SIZE) -> Any:
     """``make_dlib_resnet`` with test-time flip averaging: (N, S, S, 3) -> (N, 128) float32."""
     return with_flip_average(make_dlib_resnet(input_size, name="dlib_resnet"))
+
+
+def make_dlib_resnet_flip_l2(input_size: int = INPUT_SIZE) -> Any:
+    """``make_dlib_resnet_flip`` scaled to unit length: (N, S, S, 3) -> (N, 128) float32."""
+    return with_flip_average(make_dlib_resnet(input_size, name="dlib_resnet"), normalize=True)
 
 
 register_architecture(
@@ -191,4 +231,14 @@ register_architecture(
     preprocessing=PREPROCESSING,
     template=DLIB_CHIP_TEMPLATE,
     description="dlib_resnet averaging each face with its mirror image (2x compute)",
+)
+
+
+register_architecture(
+    "dlib_resnet_flip_l2",
+    make_dlib_resnet_flip_l2,
+    input_size=INPUT_SIZE,
+    preprocessing=PREPROCESSING,
+    template=DLIB_CHIP_TEMPLATE,
+    description="dlib_resnet_flip with unit-length embeddings (the default model's tower)",
 )

@@ -25,13 +25,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def load_version(version: ModelVersion, runtime: str = "tensorflow") -> LoadedModel:
-    """Load a registered model, refusing files that do not match their recorded hash."""
+def load_version(
+    version: ModelVersion, runtime: str = "tensorflow", variant: str = "full"
+) -> LoadedModel:
+    """Load a registered model (serving ``variant``), refusing files that do not match their
+    recorded hash."""
     from facegate.model.bundle import load_model_dir
 
     if not version.path or not Path(version.path).is_dir():
         raise ModelError(f"model {version.sha256[:12]}: directory {version.path!r} is missing")
-    model = load_model_dir(Path(version.path), runtime)
+    model = load_model_dir(Path(version.path), runtime, variant)
     if model.manifest.sha256 != version.sha256:
         raise ModelError(
             f"model {version.sha256[:12]}: {version.path} now holds model "
@@ -80,11 +83,11 @@ def promote(
 
 
 def activate(
-    registry: Registry, sha256: str, why: str, runtime: str = "tensorflow"
+    registry: Registry, sha256: str, why: str, runtime: str = "tensorflow", variant: str = "full"
 ) -> ModelVersion:
     """Verify a registered model's files, re-embed the galleries with it, make it active."""
     version = registry.get_model(sha256)
-    model = load_version(version, runtime)
+    model = load_version(version, runtime, variant)
     return promote(registry, model, why, version.metrics)
 
 
@@ -105,11 +108,13 @@ def rollback_target(registry: Registry) -> ModelVersion:
     return max(options, key=lambda m: (m.promoted_at, m.id))
 
 
-def rollback(registry: Registry, why: str, runtime: str = "tensorflow") -> ModelVersion:
+def rollback(
+    registry: Registry, why: str, runtime: str = "tensorflow", variant: str = "full"
+) -> ModelVersion:
     """Re-activate the previously promoted model: verify its files, embed images enrolled
     since it was retired (its older embeddings are still stored), then switch back."""
     target = rollback_target(registry)
-    model = load_version(target, runtime)
+    model = load_version(target, runtime, variant)
     embed_missing(registry, model, OnUnreadable.FAIL)
     version = registry.rollback_model(why)
     if version.sha256 != target.sha256:  # another process switched models meanwhile

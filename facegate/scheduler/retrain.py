@@ -384,6 +384,11 @@ def retrain(
 
     if not tensorflow_available():
         return RetrainResult(None, f"retraining needs TensorFlow: pip install '{TENSORFLOW_EXTRA}'")
+    if model.variant != "full":
+        # Fine-tuning would retrain the full model's head and thresholds, not the ones served.
+        return RetrainResult(
+            None, f'retraining serves model.variant = "full" only (this door runs {model.variant})'
+        )
     sched = config.scheduler
     split = site_split(registry, sched.retrain_holdout, model.manifest.align_spec)
     if not split.usable:

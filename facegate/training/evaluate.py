@@ -209,6 +209,8 @@ def evaluate(pair_set: PairSet, model: Any, face_config: FaceConfig) -> Evaluati
             "arch": manifest.arch,
             "sha256": manifest.sha256,
             "path": str(model.path),
+            "runtime": model.runtime,
+            "variant": model.variant,
         },
     }
     return Evaluation(report=report, roc=metrics.roc_curve(scores, pair_set.labels))
@@ -257,7 +259,11 @@ def format_table(report: dict[str, Any]) -> str:
     door = report["door"]
 
     rows = [
-        ("model", f"{report['model']['name']} ({report['model']['arch']})"),
+        (
+            "model",
+            f"{report['model']['name']} ({report['model']['arch']}, "
+            f"{report['model']['variant']} on {report['model']['runtime']})",
+        ),
         ("sha256", report["model"]["sha256"][:16] + "..."),
         (
             "pairs",

@@ -25,6 +25,10 @@ class HeadConfig:
     epochs: int = 30
     batch_size: int = 256
     learning_rate: float = 1e-2
+    # L2 penalty on the kernel: without it scores of close pairs saturate at exactly 1.0 in
+    # float32, and on held-out people it raised TAR at FAR 1e-3 (0.943 -> 0.952, unit-norm
+    # flip embeddings) at no cost elsewhere.
+    weight_decay: float = 1e-4
     seed: int = 0
 
 
@@ -108,7 +112,8 @@ def split_people(labels: np.ndarray, held_out: float, seed: int = 0) -> np.ndarr
 def train_head(
     embeddings: np.ndarray, pairs: PairSet, config: HeadConfig
 ) -> tuple[np.ndarray, float, list[float]]:
-    """Fit ``Dense(1, sigmoid)`` on ``|a - b|`` with BCE and Adam: (kernel (D,), bias, losses).
+    """Fit ``Dense(1, sigmoid)`` on ``|a - b|`` with BCE and Adam (and an L2 penalty on the
+    kernel): (kernel (D,), bias, losses).
 
     The features are the L1 distances of the pairs' embeddings; the returned kernel and bias
     are those of the Siamese model's ``classifier`` layer.
@@ -119,7 +124,8 @@ def train_head(
     keras.utils.set_random_seed(config.seed)
     features = np.abs(embeddings[pairs.a] - embeddings[pairs.b]).astype(np.float32)
     inputs = keras.Input(shape=(features.shape[1],))
-    outputs = keras.layers.Dense(1, activation="sigmoid")(inputs)
+    penalty = keras.regularizers.L2(config.weight_decay) if config.weight_decay else None
+    outputs = keras.layers.Dense(1, activation="sigmoid", kernel_regularizer=penalty)(inputs)
     model = keras.Model(inputs, outputs)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),

@@ -75,7 +75,7 @@ def test_registered_as_dlib_resnet() -> None:
 
 
 def test_flip_average_is_the_mean_of_both_mirrors(tower) -> None:
-    from facegate.model.resnet import base_tower, with_flip_average
+    from facegate.model.resnet import base_tower, normalizes, plain_view, with_flip_average
 
     wrapped = with_flip_average(tower)
     assert base_tower(wrapped) is tower
@@ -83,6 +83,18 @@ def test_flip_average_is_the_mean_of_both_mirrors(tower) -> None:
     x = np.random.default_rng(0).normal(size=(2, 150, 150, 3)).astype(np.float32)
     expected = (np.asarray(tower(x)) + np.asarray(tower(x[:, :, ::-1].copy()))) / 2
     np.testing.assert_allclose(np.asarray(wrapped(x)), expected, atol=1e-5)
+    # Scaled to unit length after the average; its plain view scales the crop's alone.
+    unit = with_flip_average(tower, normalize=True)
+    assert normalizes(unit) and not normalizes(wrapped)
+    norm = np.linalg.norm
+    np.testing.assert_allclose(
+        np.asarray(unit(x)), expected / norm(expected, axis=1, keepdims=True), atol=1e-5
+    )
+    plain = np.asarray(tower(x))
+    np.testing.assert_allclose(
+        np.asarray(plain_view(unit)(x)), plain / norm(plain, axis=1, keepdims=True), atol=1e-5
+    )
+    assert plain_view(wrapped) is tower
 
 
 def test_registry_template_is_the_shipped_one() -> None:

@@ -132,6 +132,18 @@ def test_too_little_site_data_is_skipped(tmp_path: Path, model_dirs, models) -> 
     assert "fewer than two users" in run.message
 
 
+def test_a_door_serving_the_fast_variant_is_not_retrained(site: Site) -> None:
+    """Fine-tuning fits the full model's head and thresholds, not those the door serves."""
+    import dataclasses
+
+    fast = dataclasses.replace(site.model, variant="fast")
+    context = JobContext(registry=site.registry, config=site.config, model=lambda: fast)
+    run = run_job("retrain", context)
+    assert run.outcome == "skipped"
+    assert 'model.variant = "full"' in run.message
+    assert len(site.registry.list_models()) <= 1
+
+
 def _retrain_config(site: Site, lfw_root: Path) -> FacegateConfig:
     data = site.config.model_dump()
     data["scheduler"].update(
