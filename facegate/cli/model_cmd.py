@@ -108,6 +108,7 @@ def model_info(
             "embedding_dim": manifest.embedding_dim,
         }
     weights = loaded.path / manifest.weights_file
+    exports = manifest.tflite or {}
     return {
         **described,
         "sha256": manifest.sha256,
@@ -118,13 +119,19 @@ def model_info(
         "variants": ["full", *sorted(manifest.variants)],
         # The key gallery embeddings are stored under on this runtime (LoadedModel.space).
         "embedding_space": loaded.space,
-        "tflite": {q: e["file"] for q, e in sorted((manifest.tflite or {}).items())},
+        "tflite": {q: e["file"] for q, e in sorted(exports.items())},
         "thresholds": {
             "detection": manifest.thresholds.detection,
             "verification": manifest.thresholds.verification,
             "pair": manifest.thresholds.one_to_one,
         },
         "size_bytes": weights.stat().st_size if weights.is_file() else None,
+        # Every weights file the directory ships (Keras and LiteRT), as a package budget counts.
+        "total_bytes": sum(
+            (loaded.path / name).stat().st_size
+            for name in {manifest.weights_file, *(e["file"] for e in exports.values())}
+            if (loaded.path / name).is_file()
+        ),
         "metrics": manifest.metrics,
     }
 
@@ -158,7 +165,7 @@ def run_info(args: argparse.Namespace, config: FacegateConfig) -> int:
     if "thresholds" in info:
         thr = info["thresholds"]
         print(f"{'thresholds':17} detection {thr['detection']}, verification {thr['verification']}")
-        print(f"{'size_bytes':17} {info['size_bytes']}")
+        print(f"{'size_bytes':17} {info['size_bytes']} ({info['total_bytes']} with exports)")
         exports = ", ".join(f"{q} ({f})" for q, f in info["tflite"].items())
         print(f"{'tflite':17} {exports or '- (none: facegate model export --format tflite)'}")
     print(f"{'sha256':17} {info['sha256'] or '- (untrained architecture)'}")

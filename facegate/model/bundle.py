@@ -75,15 +75,18 @@ class LoadedModel:
     # FULL, or the name of the manifest variant served (its head, thresholds and metrics are
     # then in ``manifest``; ``manifest.sha256`` still names the weights, i.e. the version).
     variant: str = FULL
+    # What the loader does to the weights' output beyond running them ("" for nothing): the
+    # variant on TensorFlow, the LiteRT embedder's mirror averaging and scaling on LiteRT.
+    space_tag: str = ""
 
     @property
     def space(self) -> str:
-        """Embedding space (64 hex): manifest sha256 on TensorFlow, loaded .tflite's on LiteRT;
-        a variant embeds differently, so it hashes its name into that."""
+        """Embedding space (64 hex): manifest sha256 on TensorFlow, loaded .tflite's on LiteRT,
+        hashed with ``space_tag`` where the same file is run another way."""
         base = self.tflite_sha256 or self.manifest.sha256
-        if self.variant == FULL:
+        if not self.space_tag:
             return base
-        return hashlib.sha256(f"{base}:{self.variant}".encode()).hexdigest()
+        return hashlib.sha256(f"{base}:{self.space_tag}".encode()).hexdigest()
 
     @property
     def label(self) -> str:
@@ -368,6 +371,7 @@ def load_model_dir(
         head=head,
         embedder=TensorFlowEmbedder(tower, manifest.preprocessing),
         variant=variant,
+        space_tag="" if variant == FULL else variant,
     )
 
 
@@ -438,6 +442,7 @@ def _load_litert(
     head = SiameseHead(kernel=kernel, bias=bias)
     # True: the file is the plain tower of a flip-averaging model; the embedder mirrors.
     mirror_outside = bool(entry.get("flip_average", False))
+    l2_normalize = bool(entry.get("l2_normalize", False))
     flip_average = mirror_outside
     if variant is not None:
         if not mirror_outside:
@@ -454,7 +459,7 @@ def _load_litert(
         manifest.input_size,
         manifest.embedding_dim,
         flip_average=flip_average,
-        l2_normalize=bool(entry.get("l2_normalize", False)),
+        l2_normalize=l2_normalize,
     )
     logger.info(
         "loaded LiteRT model %s (%s, %s) from %s", manifest.name, quantization, served, tflite
@@ -469,6 +474,7 @@ def _load_litert(
         quantization=quantization,
         tflite_sha256=digest,
         variant=served,
+        space_tag=f"flip={flip_average:d},l2={l2_normalize:d}" if mirror_outside else "",
     )
 
 

@@ -69,19 +69,27 @@ def test_info_of_a_model_dir(model_dir: Path, capsys: pytest.CaptureFixture[str]
     assert info["params"] == 161
     assert info["sha256"] == info["embedding_space"] == sha256_file(weights)
     assert info["runtime"] == "tensorflow"  # auto: no LiteRT export
-    assert info["size_bytes"] == weights.stat().st_size
+    assert info["size_bytes"] == info["total_bytes"] == weights.stat().st_size
     assert info["thresholds"] == {"detection": 0.62, "verification": 0.7, "pair": 0.62}
+    assert (info["variant"], info["variants"]) == ("full", ["full"])
 
 
 def test_default_model_runs_on_litert_under_auto(capsys: pytest.CaptureFixture[str]) -> None:
+    import hashlib
+
     from facegate.model.bundle import DEFAULT_MODEL_DIR
     from facegate.model.manifest import Manifest
 
     info = _json(capsys, ["model", "info", "--json"])
     export = Manifest.read(DEFAULT_MODEL_DIR).tflite["int8"]
     assert (info["runtime"], info["params"]) == ("litert", None)
-    # Its galleries are stored under the int8 file's hash, apart from TensorFlow's.
-    assert info["embedding_space"] == export["sha256"] != info["sha256"]
+    assert info["variants"] == ["full", "fast"]
+    files = [DEFAULT_MODEL_DIR / "model.keras", DEFAULT_MODEL_DIR / export["file"]]
+    assert info["total_bytes"] == sum(f.stat().st_size for f in files)
+    # Its galleries are stored under the int8 file's hash and what the runtime does to its
+    # output (mirror averaging, unit length), apart from TensorFlow's.
+    tagged = hashlib.sha256(f"{export['sha256']}:flip=1,l2=1".encode()).hexdigest()
+    assert info["embedding_space"] == tagged != info["sha256"]
 
 
 def test_text_output(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -115,6 +115,22 @@ def test_every_runtime_and_variant_has_its_own_space(flip_dir: Path) -> None:
     assert load_model_dir(flip_dir).space == Manifest.read(flip_dir).sha256
 
 
+def test_the_space_follows_what_the_runtime_does_to_the_file(
+    flip_dir: Path, tmp_path: Path
+) -> None:
+    """Same .tflite bytes, told to skip the unit-length scaling: other embeddings, other space."""
+    out = tmp_path / "unscaled"
+    shutil.copytree(flip_dir, out)
+    data = json.loads((out / "manifest.json").read_text())
+    data["tflite"]["none"]["l2_normalize"] = False
+    (out / "manifest.json").write_text(json.dumps(data))
+    for variant in ("full", FAST):
+        scaled = load_model_dir(flip_dir, "litert", variant)
+        unscaled = load_model_dir(out, "litert", variant)
+        assert scaled.tflite_sha256 == unscaled.tflite_sha256
+        assert scaled.space != unscaled.space
+
+
 def test_unknown_or_missing_variant_is_one_line(flip_dir: Path, tiny_model_dir: Path) -> None:
     with pytest.raises(ModelError, match="unknown model variant 'tiny'"):
         load_model_dir(flip_dir, variant="tiny")
