@@ -31,6 +31,7 @@ from facegate.daemon.motion import MotionDetector
 from facegate.daemon.policy import GrantCooldown, check_user
 from facegate.daemon.recorder import DecisionRecorder
 from facegate.daemon.sources import Frame
+from facegate.daemon.spool import DecisionSpool, spool_path
 from facegate.daemon.stats import DaemonStats
 from facegate.daemon.topics import DoorTopics
 from facegate.daemon.triggers import BadPayloadError, parse_trigger
@@ -97,7 +98,13 @@ class DoorController:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._restate_lock = threading.Event()
-        self._recorder = DecisionRecorder(registry, self._deliver, stats, self._health)
+        self._recorder = DecisionRecorder(
+            registry,
+            self._deliver,
+            stats,
+            self._health,
+            DecisionSpool(spool_path(config.storage.data_dir, config.door)),
+        )
         self.last_progress = time.monotonic()
 
     # -- inputs (any thread) -------------------------------------------------------------
@@ -158,7 +165,8 @@ class DoorController:
             self._thread.join(timeout)
         if self._recorder.pending and not self._recorder.flush():
             logger.error(
-                "stopping with %d decisions the registry did not take: they are lost",
+                "stopping with %d decisions the registry did not take: they stay in the "
+                "spool for the next start",
                 self._recorder.pending,
             )
 

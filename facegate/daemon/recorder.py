@@ -4,8 +4,10 @@ A locked, read-only or failing registry must not lose a decision: the row (with 
 events) is kept in memory, in order, and retried until the registry takes it. Meanwhile the
 events are published directly (best effort), and only those the broker did not take stay
 queued with the row, so nothing is sent twice. The first failure and the recovery are each
-reported once as a health event. What is still pending when the process dies is lost; the
-bound below keeps a registry that never comes back from eating memory.
+reported once as a health event. Held rows are also written to a spool file
+(``DecisionSpool``) so that a restart picks them up, oldest first, before any new decision;
+a row the registry took just before a crash is recognised by its decision id and not written
+twice. The bound below keeps a registry that never comes back from eating memory.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from facegate.daemon.spool import DecisionSpool
 from facegate.daemon.stats import DaemonStats
 from facegate.errors import StorageError
 from facegate.storage.records import OutboxMessage
@@ -35,10 +38,12 @@ HealthFn = Callable[[str, str], None]
 
 @dataclass
 class _Pending:
-    """One decision not yet in the access log; ``announced`` once its events were sent."""
+    """One decision not yet in the access log; ``announced`` once its events were sent,
+    ``spooled`` once it is in the spool file."""
 
     fields: dict[str, Any]
     announced: bool = False
+    spooled: bool = False
 
 
 class DecisionRecorder:
@@ -50,15 +55,29 @@ class DecisionRecorder:
     """
 
     def __init__(
-        self, registry: Registry, send: SendFn, stats: DaemonStats, health: HealthFn
+        self,
+        registry: Registry,
+        send: SendFn,
+        stats: DaemonStats,
+        health: HealthFn,
+        spool: DecisionSpool | None = None,
     ) -> None:
         self._registry = registry
         self._send = send
         self._stats = stats
         self._health = health
+        self._spool = spool
         self._pending: deque[_Pending] = deque()
         self._failing = False
         self._next_retry = 0.0
+        held = spool.load() if spool is not None else []
+        if held:
+            # What of their events the broker did not take before the restart (all of them
+            # when the kill came before the announcement) goes to the outbox with the row.
+            self._pending.extend(_Pending(f, announced=True, spooled=True) for f in held)
+            logger.warning(
+                "%d decisions held before a restart are waiting for the registry", len(held)
+            )
 
     @property
     def pending(self) -> int:
@@ -84,21 +103,28 @@ class DecisionRecorder:
 
     def flush(self) -> bool:
         """Write pending decisions oldest first, stopping at the first refusal."""
-        while self._pending:
-            item = self._pending[0]
-            try:
-                self._registry.log_access(**item.fields)
-            except StorageError as err:
-                if item.announced and "constraint" in str(err):
-                    # An earlier attempt committed after all (the decision id is unique).
-                    logger.warning("decision %s was already recorded", self._id(item))
-                    self._pending.popleft()
-                    continue
-                self._failed(err)
-                return False
-            self._pending.popleft()
-            if item.announced:
-                self._stats.count("records_recovered")
+        unspooled = False
+        try:
+            while self._pending:
+                item = self._pending[0]
+                try:
+                    self._registry.log_access(**item.fields)
+                except StorageError as err:
+                    if item.announced and "constraint" in str(err):
+                        # An earlier attempt committed after all (the decision id is unique).
+                        logger.warning("decision %s was already recorded", self._id(item))
+                        self._pending.popleft()
+                        unspooled |= item.spooled
+                        continue
+                    self._failed(err)
+                    return False
+                self._pending.popleft()
+                unspooled |= item.spooled
+                if item.announced:
+                    self._stats.count("records_recovered")
+        finally:
+            if unspooled:
+                self._rewrite_spool()
         if self._failing:
             self._failing = False
             logger.warning("registry writable again: every held decision is recorded")
@@ -108,6 +134,9 @@ class DecisionRecorder:
     def _failed(self, err: StorageError) -> None:
         self._stats.count("registry_errors")
         self._next_retry = time.monotonic() + RETRY_S
+        # On disk before anything is announced: a decision the door acted on survives a kill.
+        self._append_spool()
+        spooled_now = False
         for item in self._pending:
             if not item.announced:
                 logger.error("could not record decision %s (kept): %s", self._id(item), err)
@@ -115,9 +144,39 @@ class DecisionRecorder:
                 undelivered = tuple(m for m in events if not self._send(m))
                 item.fields = {**item.fields, "events": undelivered}
                 item.announced = True
+                spooled_now |= item.spooled
+        if spooled_now:
+            # Only what the broker did not take is replayed after a restart (a kill before
+            # this line sends the rest twice: at least once, as QoS 1 is).
+            self._rewrite_spool()
         if not self._failing:
             self._failing = True
             self._health("registry_unavailable", f"cannot write the access log: {err}")
+
+    def _append_spool(self) -> None:
+        fresh = [item for item in self._pending if not item.spooled]
+        if self._spool is None or not fresh:
+            return
+        try:
+            self._spool.append(item.fields for item in fresh)
+        except OSError as err:
+            # Still held in memory and retried; only a restart before then would lose them.
+            self._stats.count("spool_errors")
+            logger.error("cannot write held decisions to %s: %s", self._spool.path, err)
+            return
+        for item in fresh:
+            item.spooled = True
+
+    def _rewrite_spool(self) -> None:
+        """The spool file now holds the pending decisions that were in it."""
+        if self._spool is None:
+            return
+        try:
+            self._spool.replace([item.fields for item in self._pending if item.spooled])
+        except OSError as err:
+            # Rows left in the file that the registry already has are skipped on replay.
+            self._stats.count("spool_errors")
+            logger.error("cannot rewrite %s: %s", self._spool.path, err)
 
     @staticmethod
     def _id(item: _Pending) -> str:

@@ -115,6 +115,60 @@ def test_locked_registry_decides_holds_the_rows_and_loses_none(
     assert table_rows(db, "outbox") == []
 
 
+def test_rows_held_when_the_daemon_is_killed_are_written_at_the_next_start(
+    site: FacegateConfig, mqtt_broker, lfw_images: Path, tmp_path: Path
+) -> None:
+    """SIGKILL while the registry refuses writes: the held decisions are in the spool file and
+    the next start writes them to the access log, in order, before anything else."""
+    import signal
+
+    from facegate.daemon.spool import spool_path
+
+    config = with_sections(site, storage={"busy_timeout_s": 0.5}, lockout={"enabled": False})
+    config_file = write_config(config, tmp_path / "facegate.toml")
+    db = config.storage.data_dir / "registry.db"
+    spool = spool_path(config.storage.data_dir, config.door)
+    ada = person(lfw_images, "Colin_Powell", 1)[0].read_bytes()
+    stranger = person(lfw_images, "George_W_Bush", 1)[0].read_bytes()
+    watcher = Listener(mqtt_broker, [TOPICS.access, TOPICS.health, TOPICS.availability])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "facegate", "--config", str(config_file), "run"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        watcher.wait_for(TOPICS.availability, b"online", timeout=60)
+        other.execute("BEGIN IMMEDIATE")
+        for image in (ada, stranger):
+            watcher.publish(TOPICS.image, image)
+        held = _events(watcher, 2)
+        _health(watcher, "registry_unavailable")
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        other.execute("ROLLBACK")
+        other.close()
+    ids = [e["decision_id"] for e in held]
+    assert [json.loads(line)["decision_id"] for line in spool.read_text().splitlines()] == ids
+    daemon, thread = start_daemon(config)
+    try:
+        deadline = time.monotonic() + 15
+        while spool.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        daemon.stop()
+        thread.join(30)
+        watcher.close()
+    assert not spool.exists()
+    with sqlite3.connect(db) as conn:
+        logged = [r[0] for r in conn.execute("SELECT decision_id FROM access_log ORDER BY id")]
+    assert logged[-2:] == ids
+    assert integrity(db) == "ok"
+
+
 def test_a_user_disabled_while_running_is_refused_at_once(
     site: FacegateConfig, mqtt_broker, lfw_images: Path
 ) -> None:
