@@ -5,6 +5,7 @@ Imported by the conftest of tests/daemon and tests/reliability, which re-export 
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,22 @@ def folder_site_config(
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values}
     return parse_config(base)
+
+
+def write_config(config: FacegateConfig, path: Path) -> Path:
+    """Write ``config`` as a TOML file ``facegate run --config`` accepts; return ``path``."""
+    data = config.model_dump(mode="json")
+    data["mqtt"]["password"] = ""
+    data["source"]["url"] = ""
+    lines: list[str] = []
+    for section, values in data.items():
+        if isinstance(values, dict):
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {json.dumps(v)}" for k, v in values.items() if v is not None]
+        else:
+            lines.insert(0, f"{section} = {json.dumps(values)}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 def start_daemon(config: FacegateConfig) -> tuple[FacegateDaemon, threading.Thread]:

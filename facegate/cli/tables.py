@@ -18,12 +18,27 @@ NOTE_INDENT = "    "
 
 @contextmanager
 def opened_registry(config: FacegateConfig) -> Iterator[Registry]:
-    """The configured registry for one command, closed when the block ends (also on error)."""
+    """The configured registry for one command, closed when the block ends (also on error).
+
+    When the command changed what doors serve (users, galleries, the active model), the
+    doors are told over MQTT so they reload now rather than at their next poll."""
+    from facegate.errors import StorageError
     from facegate.storage.registry import open_registry
 
     registry = open_registry(config.storage)
     try:
-        yield registry
+        before = registry.revision()
+        try:
+            yield registry
+        finally:
+            try:
+                changed = registry.revision() != before
+            except StorageError:
+                changed = True  # cannot tell: a spare notice costs a reload
+            if changed:
+                from facegate.daemon.registry_notice import announce_registry_change
+
+                announce_registry_change(config)
     finally:
         registry.close()
 

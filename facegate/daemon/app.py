@@ -28,7 +28,7 @@ from facegate.enrollment.embedding import OnUnreadable, embed_missing
 from facegate.errors import StorageError
 from facegate.model.manifest import Thresholds
 from facegate.scheduler.jobs import JobContext
-from facegate.scheduler.schedule import build_scheduler
+from facegate.scheduler.schedule import build_scheduler, check_model_now
 from facegate.storage.registry import Registry, open_registry
 
 logger = logging.getLogger(__name__)
@@ -131,9 +131,14 @@ class FacegateDaemon:
         verifier = build_verifier(registry, config)
 
         controller: DoorController | None = None
+        registry_changed = threading.Event()
 
         def on_message(topic: str, payload: bytes) -> None:
-            if controller is not None:
+            if topic == self.topics.registry_changed:
+                # No data in it: the registry itself says what changed (main loop re-reads).
+                self.stats.count("registry_notices")
+                registry_changed.set()
+            elif controller is not None:
                 controller.on_mqtt(topic, payload)
 
         def on_connected() -> None:
@@ -203,7 +208,10 @@ class FacegateDaemon:
                 if time.monotonic() >= next_heartbeat:
                     next_heartbeat = time.monotonic() + config.heartbeat.interval_s
                     self._heartbeat(link, registry, controller, source)
-                if time.monotonic() < next_stamp:
+                if registry_changed.is_set():
+                    registry_changed.clear()
+                    check_model_now(scheduler)
+                elif time.monotonic() < next_stamp:
                     continue
                 next_stamp = time.monotonic() + GALLERY_POLL_S
                 latest = self._gallery_stamp(registry, verifier)

@@ -45,7 +45,8 @@ class _Answers:
         self.ack_event = threading.Condition()
 
 
-def _make_client(config: MqttConfig, password: str, client_id: str) -> mqtt.Client:
+def make_client(config: MqttConfig, password: str, client_id: str) -> mqtt.Client:
+    """A paho v2 MQTT 5 client with the door's credentials and TLS settings, not connected."""
     client = mqtt.Client(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=client_id,
@@ -84,7 +85,7 @@ def probe_broker(
     ``subscribe_topics``, each step waiting at most ``timeout_s`` seconds for the broker."""
     client_id = client_id or f"facegate-doctor-{os.getpid()}"
     answers = _Answers()
-    client = _make_client(config, password, client_id)
+    client = make_client(config, password, client_id)
     client.connect_timeout = timeout_s
 
     def on_connect(_c, _u, _flags, reason_code, _props) -> None:

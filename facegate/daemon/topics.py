@@ -71,6 +71,13 @@ class DoorTopics:
         return self._t("health")
 
     @property
+    def registry_changed(self) -> str:
+        """Site-wide, subscribed: the CLI's notice that it changed the registry (users,
+        galleries, models), so every door reloads now instead of at its next poll. Two levels
+        deep, it cannot clash with a door's own topics."""
+        return f"{self.base}/registry-changed"
+
+    @property
     def subscriptions(self) -> tuple[str, ...]:
         """The only topics the door acts on."""
-        return (self.trigger, self.image, self.lock_command)
+        return (self.trigger, self.image, self.lock_command, self.registry_changed)

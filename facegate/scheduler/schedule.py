@@ -141,6 +141,17 @@ def build_scheduler(
     return scheduler
 
 
+def check_model_now(scheduler: Any) -> None:
+    """Run the active-model check at once (the CLI said the registry changed), on the
+    scheduler's thread: a model switch loads a model, which the caller must not wait for."""
+    from apscheduler.jobstores.base import JobLookupError
+
+    try:
+        scheduler.modify_job(MODEL_WATCH_ID, next_run_time=datetime.now(UTC))
+    except JobLookupError:
+        logger.debug("no model watch job to run")
+
+
 def next_runs(config: FacegateConfig, last: dict[str, Any]) -> dict[str, datetime | None]:
     """When each job would next run under this config, given the last runs (for the CLI)."""
     timezone = _timezone(config)

@@ -546,6 +546,25 @@ class Registry:
             ).one()
         return int(users or 0), str(changed or ""), int(count or 0), int(newest or 0)
 
+    def revision(self) -> tuple:
+        """A cheap value that changes whenever users, gallery images, embeddings or the active
+        model do, whichever model's: compared before and after a command to know whether it
+        changed anything a door serves."""
+        with self._session() as session:
+            users = session.execute(
+                select(func.count(UserRow.id), func.max(UserRow.updated_at))
+            ).one()
+            images = session.execute(
+                select(func.count(GalleryImageRow.id), func.max(GalleryImageRow.id))
+            ).one()
+            embeddings = session.execute(
+                select(func.count(EmbeddingRow.id), func.max(EmbeddingRow.id))
+            ).one()
+            active = session.execute(
+                select(ModelVersionRow.sha256).where(ModelVersionRow.active.is_(True))
+            ).scalar_one_or_none()
+        return (*users, *images, *embeddings, active)
+
     def read_crop(self, image: GalleryImage) -> np.ndarray:
         """The stored (S, S, 3) uint8 RGB image of a gallery image: a canonical chip with
         ``image.landmarks``, or a legacy crop aligned for one model (see ``GalleryImage``);

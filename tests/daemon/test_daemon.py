@@ -6,13 +6,26 @@ import json
 import time
 from pathlib import Path
 
-from daemon_site import folder_site_config, person, start_daemon, with_sections
+from daemon_site import folder_site_config, person, start_daemon, with_sections, write_config
 from mqtt_support import Listener
 
 from facegate.config import FacegateConfig
 from facegate.daemon.topics import DoorTopics
 
 TOPICS = DoorTopics("facegate", "front_door")
+
+
+def _until_granted(watcher: Listener, image: Path, within_s: float, pause_s: float) -> dict:
+    """Publish ``image`` until a decision grants it or ``within_s`` passes; the last event."""
+    deadline = time.monotonic() + within_s
+    event: dict = {}
+    while time.monotonic() < deadline:
+        watcher.publish(TOPICS.image, image.read_bytes())
+        event = json.loads(watcher.wait_for(TOPICS.access)[1])
+        if event["event_type"] == "granted":
+            break
+        time.sleep(pause_s)
+    return event
 
 
 def test_grant_deny_events_and_access_log(site: FacegateConfig, mqtt_broker, lfw_images) -> None:
@@ -226,18 +239,7 @@ def test_cli_daemon_sigterm_and_sigkill(site: FacegateConfig, mqtt_broker, tmp_p
     import subprocess
     import sys
 
-    data = site.model_dump(mode="json")
-    data["mqtt"]["password"] = ""
-    data["model"] = {k: v for k, v in data["model"].items() if v is not None}
-    lines = []
-    for section, values in data.items():
-        if isinstance(values, dict):
-            lines.append(f"[{section}]")
-            lines += [f"{k} = {json.dumps(v)}" for k, v in values.items() if v is not None]
-        else:
-            lines.insert(0, f"{section} = {json.dumps(values)}")
-    config_file = tmp_path / "facegate.toml"
-    config_file.write_text("\n".join(lines) + "\n")
+    config_file = write_config(site, tmp_path / "facegate.toml")
     watcher = Listener(mqtt_broker, [TOPICS.availability])
     for sig, code in ((signal.SIGTERM, 0), (signal.SIGKILL, -signal.SIGKILL)):
         proc = subprocess.Popen(
@@ -273,16 +275,41 @@ def test_enrollment_while_running_is_picked_up(
         pipeline, model = load_tools(registry, site)
         enroll(registry, pipeline, model, "Tony", newcomer, site)
         registry.close()
-        deadline = time.monotonic() + 30
-        event: dict = {}
-        while time.monotonic() < deadline:
-            watcher.publish(TOPICS.image, newcomer[0].read_bytes())
-            event = json.loads(watcher.wait_for(TOPICS.access)[1])
-            if event["event_type"] == "granted":
-                break
-            time.sleep(2)
+        event = _until_granted(watcher, newcomer[0], within_s=30, pause_s=2)
         assert (event["event_type"], event["user"]) == ("granted", "Tony")
     finally:
         daemon.stop()
         thread.join(30)
         watcher.close()
+
+
+def test_a_cli_change_reaches_the_door_at_once(
+    site: FacegateConfig, mqtt_broker, lfw_images: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The CLI tells the doors over MQTT that it changed the registry: with the poll an hour
+    away, an enrollment is served at once; a read-only command sends nothing."""
+    from facegate.cli.main import main
+    from facegate.daemon import app
+
+    monkeypatch.setattr(app, "GALLERY_POLL_S", 3600.0)
+    config = with_sections(site, lockout={"enabled": False})
+    config_file = write_config(config, tmp_path / "facegate.toml")
+    newcomer = person(lfw_images, "Tony_Blair", 3)
+    watcher = Listener(mqtt_broker, [TOPICS.access, TOPICS.registry_changed])
+    daemon, thread = start_daemon(config)
+    try:
+        watcher.publish(TOPICS.image, newcomer[0].read_bytes())
+        assert json.loads(watcher.wait_for(TOPICS.access)[1])["event_type"] == "denied"
+        assert main(["--config", str(config_file), "users", "list"]) == 0
+        assert main(["--config", str(config_file), "enroll", "Tony", *map(str, newcomer)]) == 0
+        watcher.wait_for(TOPICS.registry_changed)
+        event = _until_granted(watcher, newcomer[0], within_s=10, pause_s=0.5)
+        assert (event["event_type"], event["user"]) == ("granted", "Tony")
+        counts = daemon.stats.snapshot()["counts"]
+    finally:
+        daemon.stop()
+        thread.join(30)
+        watcher.close()
+    # One notice: the enrollment's; listing users changed nothing and said nothing.
+    assert counts["registry_notices"] == 1
+    assert counts["gallery_reloads"] >= 1

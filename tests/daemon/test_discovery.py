@@ -64,4 +64,5 @@ def test_subscriptions_are_only_the_door_inputs() -> None:
         "facegate/front_door/trigger",
         "facegate/front_door/image",
         "facegate/front_door/lock/set",
+        "facegate/registry-changed",  # site-wide: two levels, never a door's own topic
     )

@@ -1,4 +1,4 @@
-"""Helpers for the fault tests: config files, registry checks, and filesystems that fail.
+"""Helpers for the fault tests: registry checks and filesystems that fail.
 
 A full disk and a read-only filesystem are real mounts (tmpfs, read-only bind) made in a user
 and mount namespace (``unshare -rm``, no root needed); the test process reaches them through
@@ -7,7 +7,6 @@ and mount namespace (``unshare -rm``, no root needed); the test process reaches 
 
 from __future__ import annotations
 
-import json
 import queue
 import shutil
 import sqlite3
@@ -18,24 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
-from facegate.config import FacegateConfig
-
-
-def write_config(config: FacegateConfig, path: Path) -> Path:
-    """Write ``config`` as a TOML file ``facegate run --config`` accepts; return ``path``."""
-    data = config.model_dump(mode="json")
-    data["mqtt"]["password"] = ""
-    data["source"]["url"] = ""
-    lines: list[str] = []
-    for section, values in data.items():
-        if isinstance(values, dict):
-            lines.append(f"[{section}]")
-            lines += [f"{k} = {json.dumps(v)}" for k, v in values.items() if v is not None]
-        else:
-            lines.insert(0, f"{section} = {json.dumps(values)}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def integrity(db: Path) -> str:

@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from daemon_site import with_sections
-from reliability_support import integrity, model_variant, write_config
+from daemon_site import with_sections, write_config
+from reliability_support import integrity, model_variant
 
 from facegate.config import FacegateConfig
 

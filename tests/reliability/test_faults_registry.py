@@ -14,14 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from daemon_site import person, start_daemon, with_sections
+from daemon_site import person, start_daemon, with_sections, write_config
 from mqtt_support import Listener
-from reliability_support import (
-    integrity,
-    namespace_mount,
-    table_rows,
-    write_config,
-)
+from reliability_support import integrity, namespace_mount, table_rows
 
 from facegate.config import FacegateConfig
 from facegate.daemon.topics import DoorTopics

@@ -13,10 +13,10 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from daemon_site import person
+from daemon_site import person, write_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_support import integrity, table_rows, write_config
+from reliability_support import integrity, table_rows
 
 from facegate.cli.main import main
 from facegate.config import FacegateConfig
