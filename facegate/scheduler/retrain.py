@@ -384,11 +384,6 @@ def retrain(
 
     if not tensorflow_available():
         return RetrainResult(None, f"retraining needs TensorFlow: pip install '{TENSORFLOW_EXTRA}'")
-    if model.variant != "full":
-        # Fine-tuning would retrain the full model's head and thresholds, not the ones served.
-        return RetrainResult(
-            None, f'retraining serves model.variant = "full" only (this door runs {model.variant})'
-        )
     sched = config.scheduler
     split = site_split(registry, sched.retrain_holdout, model.manifest.align_spec)
     if not split.usable:
@@ -428,7 +423,9 @@ def retrain(
         from facegate.model.bundle import load_model_dir
 
         # Loaded on the runtime the door uses: promotion embeds the galleries with it.
-        candidate = load_model_dir(Path(result["model_dir"]), config.model.runtime)
+        candidate = load_model_dir(
+            Path(result["model_dir"]), config.model.runtime, config.model.variant
+        )
         training = {**result.get("training", {}), "seconds": round(time.monotonic() - started, 1)}
         with lock or contextlib.nullcontext():  # no gallery refresh while promoting
             version = judge_candidate(

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from facegate.model.manifest import FULL
+
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 16
@@ -103,18 +105,44 @@ def _lfw_negatives(config: Any, spec: Any, count: int, seed: int = 0) -> np.ndar
     return crops[found]
 
 
+def _trainable_siamese(base: Any, variant: str, retrain_tower: bool) -> Any:
+    """The Siamese model to fine-tune: the full one, or the fast variant's head on the plain
+    tower (which the full model shares, so it stays frozen)."""
+    from facegate.model.resnet import plain_view
+    from facegate.model.siamese import CLASSIFIER_LAYER, embedding_tower, make_siamese
+
+    if variant == FULL:
+        embedding_tower(base.siamese).trainable = retrain_tower
+        return base.siamese
+    tower = plain_view(embedding_tower(base.siamese))
+    tower.trainable = False
+    siamese = make_siamese(tower)
+    head = base.manifest.variants[variant]
+    siamese.get_layer(CLASSIFIER_LAYER).set_weights(
+        [
+            np.asarray(head.head_kernel, np.float32).reshape(-1, 1),
+            np.array([head.head_bias], np.float32),
+        ]
+    )
+    return siamese
+
+
 def fine_tune(job: dict[str, Any]) -> dict[str, Any]:
-    """Train, save and evaluate the candidate described by ``job``; return the result."""
+    """Train, save and evaluate the candidate described by ``job``; return the result.
+
+    A door serving the fast variant fine-tunes that variant's head: the candidate is the base
+    model with the full head unchanged and the new head as its fast variant."""
     from facegate.config import FacegateConfig
     from facegate.model.bundle import load_model_dir, resolve_runtime, save_model_dir
     from facegate.model.export import export_like
-    from facegate.model.manifest import Thresholds
-    from facegate.model.siamese import compile_siamese, embedding_tower
+    from facegate.model.manifest import Thresholds, Variant
+    from facegate.model.siamese import CLASSIFIER_LAYER, compile_siamese
     from facegate.model.tf_runtime import import_keras
     from facegate.scheduler.retrain import SiteSplit, evaluate_models, lfw_devtest_pairs
 
     config = FacegateConfig.model_validate(job["config"])
     sched = config.scheduler
+    variant = config.model.variant
     keras = import_keras()
     keras.utils.set_random_seed(0)
     base = load_model_dir(Path(job["base_model"]))
@@ -128,7 +156,8 @@ def fine_tune(job: dict[str, Any]) -> dict[str, Any]:
     # The old model is scored first: the fit below changes it in memory.
     lfw_pairs = lfw_devtest_pairs(sched.lfw_dir, sched.retrain_lfw_pairs)
     lfw_crops: dict[Any, Any] = {}
-    served = base if runtime == "tensorflow" else load_model_dir(base.path, runtime)
+    same = runtime == "tensorflow" and variant == FULL
+    served = base if same else load_model_dir(base.path, runtime, variant)
     old = evaluate_models({"old": served}, split, lfw_pairs, config, lfw_crops)
     logger.info("evaluated the active model")
     spec = base.manifest.align_spec
@@ -138,8 +167,9 @@ def fine_tune(job: dict[str, Any]) -> dict[str, Any]:
 
     pre = base.manifest.preprocessing
     pixels = images.astype(np.float32) * pre.scale + np.asarray(pre.offset, np.float32)
-    siamese = base.siamese
-    embedding_tower(siamese).trainable = bool(sched.retrain_tower)
+    if variant != FULL and sched.retrain_tower:
+        logger.warning("the %s variant shares its tower with the full model: head only", variant)
+    siamese = _trainable_siamese(base, variant, bool(sched.retrain_tower))
     compile_siamese(siamese, sched.retrain_learning_rate)
     history = siamese.fit(
         [pixels[a], pixels[b]],
@@ -151,11 +181,13 @@ def fine_tune(job: dict[str, Any]) -> dict[str, Any]:
     )
     scores = np.asarray(siamese.predict([pixels[a], pixels[b]], verbose=0)).ravel()
     threshold = weighted_threshold(scores, y, sched.far_weight)
-    logger.info("fine-tuned: %d pairs, %d epochs", len(y), sched.retrain_epochs)
+    logger.info("fine-tuned %s: %d pairs, %d epochs", variant, len(y), sched.retrain_epochs)
+    tower_trained = bool(sched.retrain_tower) and variant == FULL
     training = {
         "base_model": base.manifest.sha256,
         "recipe": "seed: pairs, binary cross-entropy, Adam",
-        "trained": "tower and head" if sched.retrain_tower else "head only",
+        "trained": "tower and head" if tower_trained else "head only",
+        "variant": variant,
         "epochs": sched.retrain_epochs,
         "learning_rate": sched.retrain_learning_rate,
         "positive_pairs": int(y.sum()),
@@ -166,18 +198,37 @@ def fine_tune(job: dict[str, Any]) -> dict[str, Any]:
         "final_loss": float(history.history["loss"][-1]),
         "threshold_rule": "min far_weight*FAR+FRR on the training pairs",
     }
+    fitted = Thresholds(detection=threshold, verification=served.manifest.thresholds.verification)
+    if variant == FULL:
+        # A variant's head still fits a tower that was not trained; a retrained one, not.
+        thresholds = fitted
+        variants = {} if tower_trained else dict(base.manifest.variants)
+    else:
+        kernel, bias = siamese.get_layer(CLASSIFIER_LAYER).get_weights()
+        old_variant = base.manifest.variants[variant]
+        variants = {
+            **base.manifest.variants,
+            variant: Variant(
+                flip_average=old_variant.flip_average,
+                head_kernel=tuple(float(v) for v in np.asarray(kernel).reshape(-1)),
+                head_bias=float(np.asarray(bias).reshape(-1)[0]),
+                thresholds=fitted,
+                training={**old_variant.training, "site_fine_tune": training},
+            ),
+        }
+        # The full model (frozen tower, its own head) is the base's, untouched.
+        thresholds = base.manifest.thresholds
     save_model_dir(
-        siamese,
+        base.siamese,
         Path(job["out_dir"]),
         name=job["name"],
         arch=base.manifest.arch,
         template=base.manifest.template,
         preprocessing=pre,
-        thresholds=Thresholds(
-            detection=threshold, verification=base.manifest.thresholds.verification
-        ),
+        thresholds=thresholds,
         training={**base.manifest.training, "site_fine_tune": training},
         weights_dtype=base.manifest.training.get("weights_dtype", "float32"),
+        variants=variants,
     )
     out_dir = Path(job["out_dir"])
     # The candidate gets the active model's LiteRT exports (int8 calibrated on the site's own
@@ -187,7 +238,7 @@ def fine_tune(job: dict[str, Any]) -> dict[str, Any]:
         saved = load_model_dir(out_dir)
         exported = export_like(saved, out_dir, base.manifest, split.train_crops)
     training["litert_exports"] = [path.name for path in exported]
-    candidate = load_model_dir(out_dir, runtime)
+    candidate = load_model_dir(out_dir, runtime, variant)
     logger.info("evaluating the candidate")
     new = evaluate_models({"new": candidate}, split, lfw_pairs, config, lfw_crops)
     evaluation = {"old": old["old"], "new": new["new"]}

@@ -15,7 +15,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from scheduler_support import PEOPLE, Site, enroll_people, person_images, site_config
+from scheduler_support import (
+    DIM,
+    HEADS,
+    PEOPLE,
+    SIZE,
+    Site,
+    enroll_people,
+    person_images,
+    site_config,
+)
 
 from facegate.config import FacegateConfig
 from facegate.errors import ModelError
@@ -130,18 +139,6 @@ def test_too_little_site_data_is_skipped(tmp_path: Path, model_dirs, models) -> 
         registry.close()
     assert run.outcome == "skipped"
     assert "fewer than two users" in run.message
-
-
-def test_a_door_serving_the_fast_variant_is_not_retrained(site: Site) -> None:
-    """Fine-tuning fits the full model's head and thresholds, not those the door serves."""
-    import dataclasses
-
-    fast = dataclasses.replace(site.model, variant="fast")
-    context = JobContext(registry=site.registry, config=site.config, model=lambda: fast)
-    run = run_job("retrain", context)
-    assert run.outcome == "skipped"
-    assert 'model.variant = "full"' in run.message
-    assert len(site.registry.list_models()) <= 1
 
 
 def _retrain_config(site: Site, lfw_root: Path) -> FacegateConfig:
@@ -315,3 +312,103 @@ def test_litert_site_serves_the_exported_candidate(
         [read_model_crop(site.registry, images[int(i)], spec) for i in matrix.image_ids]
     )
     np.testing.assert_allclose(verifier.model.embed(crops), matrix.vectors, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def flip_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny flip-averaging, unit-length model with a fast variant (the default's shape),
+    both heads the ``exact`` one."""
+    from facegate.face.align import DEFAULT_TEMPLATE
+    from facegate.model.bundle import save_model_dir
+    from facegate.model.compact import make_compact_embedding
+    from facegate.model.manifest import Thresholds, Variant
+    from facegate.model.resnet import with_flip_average
+    from facegate.model.siamese import CLASSIFIER_LAYER, make_siamese
+
+    kernel, bias = HEADS["exact"]
+    siamese = make_siamese(with_flip_average(make_compact_embedding(SIZE, DIM), normalize=True))
+    siamese.get_layer(CLASSIFIER_LAYER).set_weights(
+        [np.full((DIM, 1), kernel, np.float32), np.array([bias], np.float32)]
+    )
+    out = tmp_path_factory.mktemp("flip") / "flip-exact"
+    thresholds = Thresholds(detection=0.9, verification=0.2)
+    save_model_dir(
+        siamese,
+        out,
+        name="flip-exact",
+        arch="compact",
+        template=DEFAULT_TEMPLATE,
+        thresholds=thresholds,
+        variants={
+            "fast": Variant(
+                flip_average=False,
+                head_kernel=(kernel,) * DIM,
+                head_bias=bias,
+                thresholds=thresholds,
+            )
+        },
+    )
+    return out
+
+
+def _retrain_flip_site(
+    tmp_path: Path, flip_model_dir: Path, lfw_root: Path, lfw_images: Path, variant: str
+) -> Any:
+    """Enroll three people on the flip model served as ``variant``, retrain; the candidate."""
+    from facegate.enrollment.loading import load_tools
+    from facegate.storage.registry import open_registry
+
+    data = site_config(tmp_path, flip_model_dir).model_dump(mode="json")
+    data["model"]["variant"] = variant
+    config = FacegateConfig.model_validate(data)
+    registry = open_registry(config.storage)
+    try:
+        pipeline, model = load_tools(registry, config)
+        assert model.variant == variant
+        site = Site(config, registry, model, pipeline, lfw_images)
+        enroll_people(site, PEOPLE[:3], 5)
+        retrain_config = _retrain_config(site, lfw_root)
+        context = JobContext(registry=registry, config=retrain_config, model=lambda: model)
+        run = run_job("retrain", context)
+        assert run.outcome == "ok", run.message
+        return registry.list_models()[-1]
+    finally:
+        registry.close()
+
+
+@pytest.mark.slow
+def test_a_fast_door_fine_tunes_the_fast_head_only(
+    tmp_path: Path, flip_model_dir: Path, lfw_root: Path, lfw_images: Path
+) -> None:
+    """The candidate keeps the base's full model and carries the fine-tuned fast head."""
+    from facegate.model.bundle import load_model_dir
+    from facegate.model.manifest import Manifest
+
+    candidate = _retrain_flip_site(tmp_path, flip_model_dir, lfw_root, lfw_images, "fast")
+    assert candidate.metrics["training"]["variant"] == "fast"
+    assert candidate.metrics["training"]["trained"] == "head only"
+    manifest = Manifest.read(Path(candidate.path))
+    base = Manifest.read(flip_model_dir)
+    fast = manifest.variants["fast"]
+    assert fast.training["site_fine_tune"]["variant"] == "fast"
+    assert fast.head_kernel != base.variants["fast"].head_kernel
+    assert manifest.thresholds == base.thresholds
+    # The full model is the base's: same tower, same head.
+    old, new = load_model_dir(flip_model_dir), load_model_dir(Path(candidate.path))
+    for a, b in zip(old.siamese.get_weights(), new.siamese.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # And the candidate serves its fast variant on the door's runtime.
+    assert load_model_dir(Path(candidate.path), variant="fast").variant == "fast"
+
+
+@pytest.mark.slow
+def test_a_full_door_head_retrain_keeps_the_fast_variant(
+    tmp_path: Path, flip_model_dir: Path, lfw_root: Path, lfw_images: Path
+) -> None:
+    """Fine-tuning the full head leaves the shared tower as it was: the fast variant still
+    fits it and is carried over unchanged."""
+    from facegate.model.manifest import Manifest
+
+    candidate = _retrain_flip_site(tmp_path, flip_model_dir, lfw_root, lfw_images, "full")
+    assert candidate.metrics["training"]["trained"] == "head only"
+    assert Manifest.read(Path(candidate.path)).variants == Manifest.read(flip_model_dir).variants
