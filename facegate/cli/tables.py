@@ -22,25 +22,32 @@ def opened_registry(config: FacegateConfig) -> Iterator[Registry]:
 
     When the command changed what doors serve (users, galleries, the active model), the
     doors are told over MQTT so they reload now rather than at their next poll."""
-    from facegate.errors import StorageError
     from facegate.storage.registry import open_registry
 
     registry = open_registry(config.storage)
     try:
-        before = registry.revision()
+        before = _revision(registry)
         try:
             yield registry
         finally:
-            try:
-                changed = registry.revision() != before
-            except StorageError:
-                changed = True  # cannot tell: a spare notice costs a reload
+            # Cannot tell (None): a spare notice costs the doors one reload.
+            after = _revision(registry)
+            changed = before is None or after is None or after != before
             if changed:
                 from facegate.daemon.registry_notice import announce_registry_change
 
                 announce_registry_change(config)
     finally:
         registry.close()
+
+
+def _revision(registry: Registry) -> tuple | None:
+    from facegate.errors import StorageError
+
+    try:
+        return registry.revision()
+    except StorageError:
+        return None
 
 
 def print_json(data: Any) -> None:
