@@ -223,9 +223,26 @@ def bench_idle(
     }
 
 
+def _first_grants(sub: Subscriber, doors: tuple[str, ...], probe: bytes, since: float) -> dict:
+    """Seconds from ``since`` to the first grant of ``probe`` at each door (30 s at most)."""
+    granted: dict[str, float] = {}
+    while len(granted) < len(doors) and time.perf_counter() - since < 30:
+        for door in doors:
+            if door in granted:
+                continue
+            sub.drain()
+            sub.client.publish(f"facegate/{door}/image", probe)
+            t, _, body = sub.wait_for(f"facegate/{door}/access")
+            if json.loads(body).get("event_type") == "granted":
+                granted[door] = round(t - since, 2)
+        time.sleep(0.05)
+    return granted
+
+
 def bench_two_doors(url: str, broker: Broker, lfw: Path, work: Path) -> dict[str, Any]:
     """Two daemons (two door ids) on one PostgreSQL registry: enrollment commit to the first
-    grant at each door (their gallery poll runs every few seconds)."""
+    grant at each door, once through the enrollment API (the doors' gallery poll finds it)
+    and once as the CLI does it (``opened_registry``: the registry-changed notice)."""
     import uuid
 
     from sqlalchemy import create_engine, text
@@ -253,21 +270,17 @@ def bench_two_doors(url: str, broker: Broker, lfw: Path, work: Path) -> dict[str
         t0 = time.perf_counter()
         enroll_one(parse_config(desk), "newcomer", newcomer)
         committed = time.perf_counter()
-        granted: dict[str, float] = {}
-        while len(granted) < len(doors) and time.perf_counter() - committed < 30:
-            for door in doors:
-                if door in granted:
-                    continue
-                sub.drain()
-                sub.client.publish(f"facegate/{door}/image", probe)
-                t, _, body = sub.wait_for(f"facegate/{door}/access")
-                if json.loads(body).get("event_type") == "granted":
-                    granted[door] = round(t - committed, 2)
-            time.sleep(0.2)
+        granted = _first_grants(sub, doors, probe, committed)
+        # As ``facegate enroll`` does it: the command's registry block sends the notice.
+        notified = photos(lfw, ENROLLED[2])
+        enroll_one(parse_config(desk), "notified", notified[:GALLERY_PER_USER], notify=True)
+        told = time.perf_counter()
+        granted_notified = _first_grants(sub, doors, notified[GALLERY_PER_USER].read_bytes(), told)
         sub.close()
         return {
             "enroll_s": round(committed - t0, 2),
             "commit_to_grant_s": granted,
+            "notice_to_grant_s": granted_notified,
             "poll_s": 5.0,
             **registry_costs(parse_config(desk)),
         }
@@ -303,18 +316,22 @@ def registry_costs(config: FacegateConfig) -> dict[str, float]:
     }
 
 
-def enroll_one(config: FacegateConfig, name: str, files: list[Path]) -> None:
-    """Enroll one person through the enrollment API."""
+def enroll_one(config: FacegateConfig, name: str, files: list[Path], notify: bool = False) -> None:
+    """Enroll one person through the enrollment API; with ``notify`` inside the CLI's
+    registry block, which tells the doors when it closes."""
+    import contextlib
+
+    from facegate.cli.tables import opened_registry
     from facegate.enrollment.enroll import enroll
     from facegate.enrollment.loading import load_tools
     from facegate.storage.registry import open_registry
 
-    registry = open_registry(config.storage)
-    try:
+    opened = (
+        opened_registry(config) if notify else contextlib.closing(open_registry(config.storage))
+    )
+    with opened as registry:
         pipeline, model = load_tools(registry, config)
         enroll(registry, pipeline, model, name, files, config)
-    finally:
-        registry.close()
 
 
 def bench_peers(lfw: Path, repeats: int, trigger_medians: dict[str, float]) -> dict:
@@ -529,7 +546,8 @@ def print_tables(r: dict) -> None:
         t = r["two_doors"]
         print(
             f"\ntwo doors on one PostgreSQL registry: enrollment {t.get('enroll_s')} s, "
-            f"commit -> first grant {t.get('commit_to_grant_s')} (poll every {t.get('poll_s')} s); "
+            f"commit -> first grant {t.get('commit_to_grant_s')} (poll every {t.get('poll_s')} s), "
+            f"CLI-style with the notice: {t.get('notice_to_grant_s')}; "
             f"stamp query {t.get('stamp_query_ms')} ms, gallery matrix query "
             f"{t.get('matrix_query_ms')} ms (10 embeddings)"
         )

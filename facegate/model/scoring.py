@@ -7,7 +7,11 @@ matrix replaces the seed's one-``predict``-per-gallery-image loop with one matri
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +19,12 @@ import numpy as np
 # Rows per block: a (1024, 128) float32 block (512 KB) stays in L2 through subtract, abs and
 # the mat-vec; one (N, D) temporary for a 100k gallery costs 3x the time.
 _BLOCK_ROWS = 1024
+# From this many rows on, the blocks are shared out among the cores (numpy releases the GIL in
+# each block's subtract, abs and mat-vec): 100k rows took 5.1 ms on one core, 2.8 ms on two.
+_PARALLEL_MIN_ROWS = 16 * _BLOCK_ROWS
+_MAX_WORKERS = 4
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
 # Logit slack under which no float32 sigmoid can still reach the threshold (its rounding moves
 # a score by at most ~1.2e-7, i.e. < 0.13 logit even at a threshold of 1 - 1e-6).
 _LOGIT_SLACK = 0.25
@@ -35,14 +45,19 @@ class SiameseHead:
         kernel = np.asarray(self.kernel, np.float32)
         rows = gallery.shape[0]
         logits = np.empty((rows,), np.float32)
-        # One reused block buffer: no allocation per block, every pass stays in cache.
-        buf = np.empty((min(rows, _BLOCK_ROWS), gallery.shape[1]), np.float32)
-        for start in range(0, rows, _BLOCK_ROWS):
-            stop = min(start + _BLOCK_ROWS, rows)
-            work = buf[: stop - start]
-            np.subtract(gallery[start:stop], probe, out=work)
-            np.abs(work, out=work)
-            np.dot(work, kernel, out=logits[start:stop])
+        workers = _workers(rows)
+        if workers == 1:
+            _block_logits(gallery, probe, kernel, logits, 0, rows)
+        else:
+            # Split on block boundaries: every row is computed exactly as in one thread.
+            blocks = -(-rows // _BLOCK_ROWS)
+            cuts = [min(rows, (blocks * k // workers) * _BLOCK_ROWS) for k in range(workers + 1)]
+            jobs = [
+                _shared_pool().submit(_block_logits, gallery, probe, kernel, logits, lo, hi)
+                for lo, hi in itertools.pairwise(cuts)
+            ]
+            for job in jobs:
+                job.result()
         logits += np.float32(self.bias)
         return logits
 
@@ -57,6 +72,39 @@ class SiameseHead:
         """Scores of row-aligned pairs ``a[i]``, ``b[i]`` ((N, D) each, or broadcastable)."""
         logits = np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)) @ self.kernel
         return sigmoid(logits + self.bias)
+
+
+def _block_logits(
+    gallery: np.ndarray,
+    probe: np.ndarray,
+    kernel: np.ndarray,
+    out: np.ndarray,
+    lo: int,
+    hi: int,
+) -> None:
+    """``out[lo:hi]`` = ``|gallery[lo:hi] - probe| . kernel``, a cache-sized block at a time."""
+    # One reused block buffer: no allocation per block, every pass stays in cache.
+    buf = np.empty((min(hi - lo, _BLOCK_ROWS), gallery.shape[1]), np.float32)
+    for start in range(lo, hi, _BLOCK_ROWS):
+        stop = min(start + _BLOCK_ROWS, hi)
+        work = buf[: stop - start]
+        np.subtract(gallery[start:stop], probe, out=work)
+        np.abs(work, out=work)
+        np.dot(work, kernel, out=out[start:stop])
+
+
+def _workers(rows: int) -> int:
+    if rows < _PARALLEL_MIN_ROWS:
+        return 1
+    return max(1, min(os.cpu_count() or 1, _MAX_WORKERS))
+
+
+def _shared_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_MAX_WORKERS, thread_name_prefix="match")
+        return _pool
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:

@@ -32,3 +32,21 @@ def test_head_is_symmetric_and_bounded() -> None:
     scores = head.scores(a[0], b)
     assert np.all((scores >= 0) & (scores <= 1))
     np.testing.assert_allclose(head.scores(a[0], a[:1]), 1 / (1 + np.exp(-3.0)), rtol=1e-6)
+
+
+def test_large_galleries_shared_out_among_cores_score_the_same(monkeypatch: Any) -> None:
+    """Rows split on block boundaries across threads: every logit bit-identical to one thread."""
+    import facegate.model.scoring as scoring
+
+    rng = np.random.default_rng(3)
+    head = SiameseHead(kernel=rng.normal(size=16).astype(np.float32), bias=0.5)
+    gallery = rng.normal(size=(3 * 1024 + 77, 16)).astype(np.float32)
+    probe = gallery[100]
+    monkeypatch.setattr(scoring, "_PARALLEL_MIN_ROWS", 10**12)
+    serial = head.logits(probe, gallery)
+    monkeypatch.setattr(scoring, "_PARALLEL_MIN_ROWS", 1024)
+    monkeypatch.setattr(scoring, "_workers", lambda rows: 3)
+    shared = head.logits(probe, gallery)
+    np.testing.assert_array_equal(shared, serial)
+    expected = np.abs(gallery - probe) @ head.kernel + np.float32(0.5)
+    np.testing.assert_allclose(shared, expected, rtol=1e-5, atol=1e-5)
