@@ -79,9 +79,12 @@ def run_list(args: argparse.Namespace, config: FacegateConfig) -> int:
             f"{i.quality:.3f}",
             i.added_at.astimezone().strftime("%Y-%m-%d %H:%M"),
             i.sha256[:12],
+            # A crop from before schema 0002: re-enroll from photos (facegate doctor says why).
+            "legacy" if i.legacy else "chip",
             i.source,
         )
         for i in images
     ]
-    print_table(("ID", "QUALITY", "ADDED", "SHA256", "SOURCE"), rows, "no images", right={0, 1})
+    header = ("ID", "QUALITY", "ADDED", "SHA256", "STORED", "SOURCE")
+    print_table(header, rows, "no images", right={0, 1})
     return 0

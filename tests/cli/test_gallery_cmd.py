@@ -29,6 +29,7 @@ def test_add_list_remove(cli, tony: list[Path], tmp_path: Path) -> None:
 
     code, out, _ = cli("gallery", "list", "Tony")
     assert code == 0 and tony[0].name in out
+    assert "STORED" in out and out.count(" chip ") == 5 and "legacy" not in out
 
     first = images[0]
     crop = tmp_path / "data" / first["path"]
