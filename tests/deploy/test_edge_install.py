@@ -72,10 +72,18 @@ def _facegate(venv: Path, *args: str, check: bool = True) -> subprocess.Complete
     return done
 
 
-def _write_config(path: Path, data_dir: Path, broker=None, runtime: str | None = None) -> Path:
-    lines = [f'door = "{DOOR}"', "[storage]", f'data_dir = "{data_dir}"']
+def _write_config(
+    path: Path,
+    data_dir: Path,
+    broker=None,
+    runtime: str | None = None,
+    variant: str | None = None,
+) -> Path:
+    lines = [f'door = "{DOOR}"', "[storage]", f'data_dir = "{data_dir}"', "[model]"]
     if runtime is not None:
-        lines += ["[model]", f'runtime = "{runtime}"']
+        lines.append(f'runtime = "{runtime}"')
+    if variant is not None:
+        lines.append(f'variant = "{variant}"')
     if broker is not None:
         lines += ["[mqtt]", f'host = "{broker.host}"', f"port = {broker.port}"]
     lines += ["[source]", 'kind = "none"', "[lockout]", "enabled = false"]
@@ -118,6 +126,12 @@ def test_model_info_and_verify_on_litert(edge_venv: Path, tmp_path: Path, lfw_im
         edge_venv, "--config", str(litert), "verify", str(colin[0]), str(tony), "--json"
     )
     assert json.loads(other.stdout)["match"] is False
+    # The fast variant runs from the same int8 file, still without TensorFlow.
+    fast = _write_config(tmp_path / "fast.toml", tmp_path / "data", variant="fast")
+    for other_image, expected in ((colin[1], True), (tony, False)):
+        pair = (str(colin[0]), str(other_image))
+        done = _facegate(edge_venv, "--config", str(fast), "verify", *pair, "--json")
+        assert json.loads(done.stdout)["match"] is expected, done.stdout
 
 
 def test_commands_that_need_tensorflow_say_which_extra(edge_venv: Path, tmp_path: Path) -> None:
