@@ -357,21 +357,39 @@ def load_model_dir(
             f"{manifest.embedding_dim}"
         )
     head = SiameseHead(kernel=np.asarray(kernel, np.float32).reshape(-1), bias=float(bias[0]))
-    if chosen is not None:
-        head = _variant_head(model_dir, manifest, variant, chosen)
-        tower = _variant_tower(tower, chosen, model_dir, variant)
-        manifest = as_variant(manifest, chosen)
     logger.info(
         "loaded model %s (%s, %s) from %s", manifest.name, manifest.arch, variant, model_dir
     )
-    return LoadedModel(
+    full = LoadedModel(
         manifest=manifest,
         path=Path(model_dir),
         siamese=siamese,
         head=head,
         embedder=TensorFlowEmbedder(tower, manifest.preprocessing),
+    )
+    return serve_variant(full, variant)
+
+
+def serve_variant(model: LoadedModel, variant: str) -> LoadedModel:
+    """A TensorFlow-loaded full ``model`` serving ``variant`` (``model`` itself for FULL),
+    without reading the file again: the variant's tower is a view of the same layers."""
+    from facegate.model.embedder import TensorFlowEmbedder
+    from facegate.model.siamese import embedding_tower
+
+    chosen = select_variant(model.path, model.manifest, variant)
+    if chosen is None:
+        return model
+    if model.siamese is None or model.variant != FULL:
+        raise ModelError(f"{model.label}: only a full model loaded on TensorFlow has variants")
+    tower = _variant_tower(embedding_tower(model.siamese), chosen, model.path, variant)
+    manifest = as_variant(model.manifest, chosen)
+    return dataclasses.replace(
+        model,
+        manifest=manifest,
+        head=_variant_head(model.path, model.manifest, variant, chosen),
+        embedder=TensorFlowEmbedder(tower, manifest.preprocessing),
         variant=variant,
-        space_tag="" if variant == FULL else variant,
+        space_tag=variant,
     )
 
 

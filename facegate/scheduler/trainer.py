@@ -133,7 +133,12 @@ def fine_tune(job: dict[str, Any]) -> dict[str, Any]:
     A door serving the fast variant fine-tunes that variant's head: the candidate is the base
     model with the full head unchanged and the new head as its fast variant."""
     from facegate.config import FacegateConfig
-    from facegate.model.bundle import load_model_dir, resolve_runtime, save_model_dir
+    from facegate.model.bundle import (
+        load_model_dir,
+        resolve_runtime,
+        save_model_dir,
+        serve_variant,
+    )
     from facegate.model.export import export_like
     from facegate.model.manifest import Thresholds, Variant
     from facegate.model.siamese import CLASSIFIER_LAYER, compile_siamese
@@ -156,8 +161,10 @@ def fine_tune(job: dict[str, Any]) -> dict[str, Any]:
     # The old model is scored first: the fit below changes it in memory.
     lfw_pairs = lfw_devtest_pairs(sched.lfw_dir, sched.retrain_lfw_pairs)
     lfw_crops: dict[Any, Any] = {}
-    same = runtime == "tensorflow" and variant == FULL
-    served = base if same else load_model_dir(base.path, runtime, variant)
+    if runtime == "tensorflow":
+        served = serve_variant(base, variant)
+    else:
+        served = load_model_dir(base.path, runtime, variant)
     old = evaluate_models({"old": served}, split, lfw_pairs, config, lfw_crops)
     logger.info("evaluated the active model")
     spec = base.manifest.align_spec

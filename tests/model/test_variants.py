@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from facegate.errors import ModelError
-from facegate.model.bundle import load_model_dir
+from facegate.model.bundle import load_model_dir, sha256_file
 from facegate.model.manifest import FAST, Manifest, Thresholds, Variant
 
 FAST_THRESHOLDS = Thresholds(detection=0.8, verification=0.6, pair=0.7)
@@ -156,18 +156,12 @@ def test_an_export_with_the_mirror_inside_serves_full_only(
     data = json.loads((out / "manifest.json").read_text())
     entry = data["tflite"]["none"]
     del entry["flip_average"]
-    entry["sha256"] = _sha(out / "tower.tflite")
+    entry["sha256"] = sha256_file(out / "tower.tflite")
     (out / "manifest.json").write_text(json.dumps(data))
     full = load_model_dir(out, "litert")
     np.testing.assert_allclose(full.embed(crops), model.embed(crops), atol=1e-5)
     with pytest.raises(ModelError, match=r"cannot serve the fast variant.*export it again"):
         load_model_dir(out, "litert", FAST)
-
-
-def _sha(path: Path) -> str:
-    from facegate.model.bundle import sha256_file
-
-    return sha256_file(path)
 
 
 def test_malformed_variant_is_a_model_error(flip_dir: Path, tmp_path: Path) -> None:
